@@ -1,0 +1,261 @@
+//! Which credential an event is about, and how sure we are.
+//!
+//! Three ways, strongest first:
+//! - named: the line names a label or id that matches exactly one pool entry, or, for a line
+//!   that names none (a compaction failure, a non-retryable error), a line of the same session
+//!   within `pair_seconds` names the failing entry (`marking LABEL exhausted/DEAD`): Hermes logs
+//!   that pair within milliseconds, and on Hermes <= 0.15 it is the main evidence;
+//! - correlated: exactly one entry of the provider has a recorded error that agrees with the
+//!   line's status and reason, recorded within `correlation_seconds` of the line;
+//! - unattributed: nothing agrees, or more than one credential could be meant. Never acted on.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::auth_store::{AuthSnapshot, PoolEntry};
+use crate::event::Event;
+use crate::payload;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttributionKind {
+    Named,
+    Correlated,
+    Unattributed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct CredentialRef {
+    pub provider: String,
+    pub id: String,
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attribution {
+    pub kind: AttributionKind,
+    pub credential: Option<CredentialRef>,
+    /// For a pairing, the `file:line` of the line that named the credential.
+    pub via: Option<String>,
+    /// For an unattributed event, why.
+    pub why: Option<String>,
+}
+
+impl Attribution {
+    fn unattributed(why: impl Into<String>) -> Self {
+        Attribution {
+            kind: AttributionKind::Unattributed,
+            credential: None,
+            via: None,
+            why: Some(why.into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Windows {
+    pub pair_seconds: f64,
+    pub correlation_seconds: f64,
+}
+
+impl Default for Windows {
+    fn default() -> Self {
+        Windows {
+            pair_seconds: 5.0,
+            correlation_seconds: 120.0,
+        }
+    }
+}
+
+/// Attributes every event; `snapshot_of(profile)` gives the pools the event's home had.
+pub fn attribute<'s>(
+    events: &[Event],
+    snapshot_of: impl Fn(Option<&str>) -> &'s AuthSnapshot,
+    windows: Windows,
+) -> Vec<Attribution> {
+    let namers = NamingLines::index(events);
+    events
+        .iter()
+        .map(|event| {
+            let snapshot = snapshot_of(event.profile.as_deref());
+            if let Some(name) = event.own_name() {
+                return match resolve(snapshot, event.provider.as_deref(), name) {
+                    Ok(credential) => Attribution {
+                        kind: AttributionKind::Named,
+                        credential: Some(credential),
+                        via: None,
+                        why: None,
+                    },
+                    Err(why) => Attribution::unattributed(why),
+                };
+            }
+            if let Some(paired) = pair(event, &namers, snapshot, windows) {
+                return paired;
+            }
+            correlate(event, snapshot, windows)
+        })
+        .collect()
+}
+
+type SessionKey<'e> = (Option<&'e str>, Option<&'e str>);
+
+/// The lines that name a failing credential, by (profile, session), sorted by time.
+struct NamingLines<'e> {
+    by_session: HashMap<SessionKey<'e>, Vec<(f64, &'e Event)>>,
+}
+
+impl<'e> NamingLines<'e> {
+    fn index(events: &'e [Event]) -> Self {
+        let mut by_session: HashMap<SessionKey<'e>, Vec<(f64, &'e Event)>> = HashMap::new();
+        for event in events
+            .iter()
+            .filter(|e| e.kind.names_failed_credential() && e.own_name().is_some())
+        {
+            if let Some(at) = event.epoch_seconds() {
+                by_session
+                    .entry((event.profile.as_deref(), event.session.as_deref()))
+                    .or_default()
+                    .push((at, event));
+            }
+        }
+        for lines in by_session.values_mut() {
+            lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
+        NamingLines { by_session }
+    }
+
+    /// The naming lines of `event`'s session within `window` seconds of it.
+    fn near(&self, event: &'e Event, at: f64, window: f64) -> &[(f64, &'e Event)] {
+        let Some(lines) = self
+            .by_session
+            .get(&(event.profile.as_deref(), event.session.as_deref()))
+        else {
+            return &[];
+        };
+        let start = lines.partition_point(|(t, _)| *t < at - window);
+        let end = lines.partition_point(|(t, _)| *t <= at + window);
+        &lines[start..end]
+    }
+}
+
+/// The one entry called `name` (label, id, or Hermes's `label or id[:8]`).
+fn resolve(
+    snapshot: &AuthSnapshot,
+    provider: Option<&str>,
+    name: &str,
+) -> Result<CredentialRef, String> {
+    let found: Vec<CredentialRef> = entries(snapshot, provider)
+        .filter(|(_, entry)| {
+            entry.id == name || entry.label.as_deref() == Some(name) || entry.log_name() == name
+        })
+        .map(|(provider, entry)| credential_ref(provider, entry))
+        .collect();
+    match found.len() {
+        1 => Ok(found.into_iter().next().expect("one")),
+        0 => Err(format!("no pool entry is called {name:?}")),
+        n => Err(format!("{n} pool entries are called {name:?}")),
+    }
+}
+
+fn pair<'e>(
+    event: &'e Event,
+    namers: &NamingLines<'e>,
+    snapshot: &AuthSnapshot,
+    windows: Windows,
+) -> Option<Attribution> {
+    let at = event.epoch_seconds()?;
+    let mut named: BTreeSet<CredentialRef> = BTreeSet::new();
+    let mut via = None;
+    for (_, other) in namers.near(event, at, windows.pair_seconds) {
+        if other.status.is_some() && event.status.is_some() && other.status != event.status {
+            continue;
+        }
+        let provider = event.provider.as_deref().or(other.provider.as_deref());
+        let name = other.own_name().expect("indexed lines name a credential");
+        if let Ok(credential) = resolve(snapshot, provider, name) {
+            via.get_or_insert_with(|| format!("{}:{}", other.file, other.line));
+            named.insert(credential);
+        }
+    }
+    match named.len() {
+        0 => None,
+        1 => Some(Attribution {
+            kind: AttributionKind::Named,
+            credential: named.into_iter().next(),
+            via,
+            why: None,
+        }),
+        n => Some(Attribution::unattributed(format!(
+            "{n} credentials were named in the same session within {} s",
+            windows.pair_seconds
+        ))),
+    }
+}
+
+fn correlate(event: &Event, snapshot: &AuthSnapshot, windows: Windows) -> Attribution {
+    let (Some(status), Some(at)) = (event.status, event.epoch_seconds()) else {
+        return Attribution::unattributed(
+            "the line names no credential and carries no status to correlate",
+        );
+    };
+    let found: Vec<CredentialRef> = entries(snapshot, event.provider.as_deref())
+        .filter(|(_, entry)| {
+            entry.last_error_code == Some(i64::from(status))
+                && entry
+                    .last_status_at
+                    .is_some_and(|t| (t - at).abs() <= windows.correlation_seconds)
+                && event
+                    .reason
+                    .as_deref()
+                    .is_none_or(|reason| recorded_reason_agrees(entry, reason))
+        })
+        .map(|(provider, entry)| credential_ref(provider, entry))
+        .collect();
+    match found.len() {
+        1 => Attribution {
+            kind: AttributionKind::Correlated,
+            credential: found.into_iter().next(),
+            via: None,
+            why: None,
+        },
+        0 => Attribution::unattributed("no pool entry recorded an agreeing error at that time"),
+        n => Attribution::unattributed(format!(
+            "{n} pool entries recorded an agreeing error at that time"
+        )),
+    }
+}
+
+/// Hermes records the reason in `last_error_reason`, or (on the compaction path) only in the
+/// raw `last_error_message` text.
+fn recorded_reason_agrees(entry: &PoolEntry, reason: &str) -> bool {
+    let same = |recorded: &str| recorded.trim().eq_ignore_ascii_case(reason.trim());
+    entry.last_error_reason.as_deref().is_some_and(same)
+        || entry
+            .last_error_message
+            .as_deref()
+            .and_then(payload::find)
+            .and_then(|payload| payload.reason)
+            .is_some_and(|recorded| same(&recorded))
+}
+
+fn entries<'a>(
+    snapshot: &'a AuthSnapshot,
+    provider: Option<&'a str>,
+) -> impl Iterator<Item = (&'a str, &'a PoolEntry)> {
+    snapshot
+        .pools
+        .iter()
+        .filter(move |pool| provider.is_none_or(|p| p == pool.provider))
+        .flat_map(|pool| {
+            pool.entries
+                .iter()
+                .map(|entry| (pool.provider.as_str(), entry))
+        })
+}
+
+fn credential_ref(provider: &str, entry: &PoolEntry) -> CredentialRef {
+    CredentialRef {
+        provider: provider.to_owned(),
+        id: entry.id.clone(),
+        label: entry.label.clone(),
+    }
+}

@@ -1,0 +1,121 @@
+//! Events: what a rule found on one log line, placed in time and in a Hermes home.
+//!
+//! A rule match becomes an event once it knows its file, its line, its profile and its moment.
+//! Hermes writes local time without a zone, so the zone is an input (the system's, or `--tz`).
+//! Every WARNING record is written to both errors.log and agent.log; `drop_copies` keeps one.
+
+use std::collections::HashMap;
+
+use jiff::ZonedDateTime;
+use jiff::tz::TimeZone;
+
+use crate::logscan::Hit;
+use crate::rules::{Action, FindingKind, Severity};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// `None` for the root home.
+    pub profile: Option<String>,
+    /// The file, relative to the root Hermes home (`logs/errors.log.1`).
+    pub file: String,
+    /// The log's base name (`errors.log`, `agent.log`).
+    pub log: String,
+    pub line: u64,
+    pub time: Option<ZonedDateTime>,
+    /// The timestamp text as written, for telling copies of one record apart.
+    pub time_text: Option<String>,
+    pub session: Option<String>,
+    pub logger: Option<String>,
+    pub rule: String,
+    pub kind: FindingKind,
+    pub action: Action,
+    pub severity: Severity,
+    pub provider: Option<String>,
+    pub label: Option<String>,
+    pub credential_id: Option<String>,
+    pub status: Option<u16>,
+    pub reason: Option<String>,
+}
+
+impl Event {
+    pub fn from_hit(
+        hit: &Hit<'_>,
+        profile: Option<&str>,
+        file: &str,
+        log: &str,
+        zone: &TimeZone,
+    ) -> Event {
+        let header = hit.header.as_ref();
+        let fields = &hit.matched.fields;
+        let rule = hit.matched.rule;
+        Event {
+            profile: profile.map(str::to_owned),
+            file: file.to_owned(),
+            log: log.to_owned(),
+            line: hit.line,
+            time: header
+                .and_then(|h| crate::record::parse_local_time(&h.timestamp_text))
+                .and_then(|local| local.to_zoned_datetime(zone.clone()).ok()),
+            time_text: header.map(|h| h.timestamp_text.clone()),
+            session: header.and_then(|h| h.session.clone()),
+            logger: header.map(|h| h.logger.clone()),
+            rule: rule.id.clone(),
+            kind: rule.kind,
+            action: rule.action,
+            severity: rule.severity,
+            provider: fields.provider.clone(),
+            label: fields.label.clone(),
+            credential_id: fields.credential_id.clone(),
+            status: fields.status,
+            reason: fields.reason.clone(),
+        }
+    }
+
+    /// Epoch seconds, when the record had a readable time.
+    pub fn epoch_seconds(&self) -> Option<f64> {
+        self.time
+            .as_ref()
+            .map(|time| time.timestamp().as_millisecond() as f64 / 1000.0)
+    }
+
+    /// The name the line itself gives the credential (label or id).
+    pub fn own_name(&self) -> Option<&str> {
+        self.credential_id.as_deref().or(self.label.as_deref())
+    }
+
+    fn copy_key(&self) -> (Option<String>, Option<String>, Option<String>, String) {
+        (
+            self.profile.clone(),
+            self.time_text.clone(),
+            self.session.clone(),
+            self.rule.clone(),
+        )
+    }
+}
+
+/// Drops agent.log events that are copies of errors.log events (same profile, time, session
+/// and rule), one copy for one original, so a record logged to both files counts once.
+pub fn drop_copies(events: Vec<Event>) -> Vec<Event> {
+    let mut originals: HashMap<_, usize> = HashMap::new();
+    for event in events
+        .iter()
+        .filter(|e| e.log == "errors.log" && e.time_text.is_some())
+    {
+        *originals.entry(event.copy_key()).or_default() += 1;
+    }
+    events
+        .into_iter()
+        .filter(|event| {
+            if event.log != "agent.log" {
+                return true;
+            }
+            match originals.get_mut(&event.copy_key()) {
+                Some(count) if *count > 0 => {
+                    *count -= 1;
+                    false
+                }
+                _ => true,
+            }
+        })
+        .collect()
+}

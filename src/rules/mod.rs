@@ -1,0 +1,376 @@
+//! Rules: what a credential failure looks like in the Hermes logs, kept as data.
+//!
+//! A rule is a regex on a record's message (or on a traceback line) with named captures, optional
+//! conditions on the captures and on the provider's error payload, the kind of finding it yields
+//! and the action it asks for. Rules carry their own sample lines; `rules check` runs them. All
+//! rules are matched together: a literal prefilter over the whole buffer finds candidate lines,
+//! one `RegexSet` says which rules match a candidate, and captures run only for those.
+//! This module is pure: no I/O beyond what `load` is handed.
+
+mod load;
+mod samples;
+
+use std::collections::BTreeMap;
+
+use aho_corasick::AhoCorasick;
+use regex::{Regex, RegexSet};
+use serde::Serialize;
+
+use crate::payload::{self, ErrorPayload};
+
+pub use load::{LoadError, RuleSource, load_rule_set};
+pub use samples::{SampleFailure, check_samples};
+
+/// The log files rules can apply to.
+pub const LOG_FILES: [&str; 2] = ["errors.log", "agent.log"];
+
+/// What a matched line means.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// The provider said the credential is permanently gone (revoked, invalidated...).
+    TerminalAuthFailure,
+    /// Hermes itself marked the credential dead.
+    DeadByHermes,
+    /// An authentication failure that may recover (expired token, unknown reason).
+    AuthFailure,
+    /// Usage limit or rate limit.
+    RateLimit,
+    /// Hermes marked a credential exhausted; names it, says nothing of why.
+    CredentialMarked,
+    /// Hermes rotated to another entry (names the NEXT entry, not the failed one).
+    CredentialRotated,
+    /// Refreshing did not help for a named pool entry.
+    RefreshFailurePersists,
+    /// Hermes pruned a dead manual entry from the pool.
+    DeadPruned,
+    /// No pool entry was usable; Hermes falls back to the singleton token.
+    PoolEmpty,
+    /// Context compaction failed or was skipped.
+    CompactionFailure,
+}
+
+impl FindingKind {
+    /// Whether the line names the credential that failed (as opposed to the next one).
+    pub fn names_failed_credential(self) -> bool {
+        matches!(
+            self,
+            Self::DeadByHermes | Self::CredentialMarked | Self::RefreshFailurePersists
+        )
+    }
+
+    /// Whether this is a failure of a credential (something attribution should try to pin).
+    pub fn is_credential_failure(self) -> bool {
+        matches!(
+            self,
+            Self::TerminalAuthFailure
+                | Self::DeadByHermes
+                | Self::AuthFailure
+                | Self::RateLimit
+                | Self::CredentialMarked
+                | Self::RefreshFailurePersists
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TerminalAuthFailure => "terminal_auth_failure",
+            Self::DeadByHermes => "dead_by_hermes",
+            Self::AuthFailure => "auth_failure",
+            Self::RateLimit => "rate_limit",
+            Self::CredentialMarked => "credential_marked",
+            Self::CredentialRotated => "credential_rotated",
+            Self::RefreshFailurePersists => "refresh_failure_persists",
+            Self::DeadPruned => "dead_pruned",
+            Self::PoolEmpty => "pool_empty",
+            Self::CompactionFailure => "compaction_failure",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    MarkDead,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+/// Which lines of a record a rule looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinePart {
+    /// The message of a line with a header.
+    Message,
+    /// A line without a header: tracebacks and multi-line messages.
+    Continuation,
+}
+
+/// A value a condition compares with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    Int(i64),
+    Str(String),
+    Bool(bool),
+}
+
+#[derive(Debug, Clone)]
+pub enum Condition {
+    Equals(Scalar),
+    OneOf(Vec<Scalar>),
+    Matches(Regex),
+}
+
+/// Where a rule was defined, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub file: String,
+    pub line: usize,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// One or more log lines; the rule must match the last record part of them.
+    pub text: String,
+    pub file: String,
+    pub expect: Vec<(String, Scalar)>,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: String,
+    pub description: String,
+    pub kind: FindingKind,
+    pub action: Action,
+    pub severity: Severity,
+    pub files: Vec<String>,
+    pub levels: Vec<String>,
+    pub part: LinePart,
+    pub pattern: Regex,
+    pub prefilter: Vec<String>,
+    pub when: Vec<(String, Condition)>,
+    pub unless: Vec<(String, Condition)>,
+    pub set: Vec<(String, String)>,
+    pub must_match: Vec<Sample>,
+    pub must_not_match: Vec<Sample>,
+    pub origin: Origin,
+}
+
+impl Rule {
+    pub fn applies_to(&self, file: &str, level: Option<&str>, part: LinePart) -> bool {
+        self.part == part
+            && self.files.iter().any(|name| name == file)
+            && (self.levels.is_empty()
+                || level.is_some_and(|level| self.levels.iter().any(|l| l == level)))
+    }
+}
+
+/// What one rule read from one line.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Fields {
+    pub provider: Option<String>,
+    pub label: Option<String>,
+    pub credential_id: Option<String>,
+    pub status: Option<u16>,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub captures: BTreeMap<String, String>,
+    pub payload: Option<ErrorPayload>,
+}
+
+impl Fields {
+    fn read(pattern: &Regex, text: &str) -> Option<Fields> {
+        let caps = pattern.captures(text)?;
+        let captures: BTreeMap<String, String> = pattern
+            .capture_names()
+            .flatten()
+            .filter_map(|name| Some((name.to_owned(), caps.name(name)?.as_str().to_owned())))
+            .collect();
+        let payload = match captures.get("payload") {
+            Some(body) => payload::find(body),
+            None => payload::find(text),
+        };
+        let status = captures
+            .get("status")
+            .and_then(|status| status.parse().ok())
+            .or(payload.as_ref().and_then(|p| p.status));
+        let reason = captures
+            .get("reason")
+            .cloned()
+            .or_else(|| payload.as_ref().and_then(|p| p.reason.clone()));
+        let message = captures
+            .get("message")
+            .cloned()
+            .or_else(|| payload.as_ref().and_then(|p| p.message.clone()));
+        Some(Fields {
+            provider: captures.get("provider").cloned(),
+            label: captures.get("label").cloned(),
+            credential_id: captures.get("id").cloned(),
+            status,
+            reason,
+            message,
+            captures,
+            payload,
+        })
+    }
+
+    /// The value of a field named in a condition or a sample's expectations.
+    pub fn get(&self, name: &str) -> Option<Scalar> {
+        let text = |value: &Option<String>| value.clone().map(Scalar::Str);
+        match name {
+            "provider" => text(&self.provider),
+            "label" => text(&self.label),
+            "id" => text(&self.credential_id),
+            "status" => self.status.map(|status| Scalar::Int(i64::from(status))),
+            "reason" => text(&self.reason),
+            "message" => text(&self.message),
+            _ => match name.strip_prefix("payload.") {
+                Some(path) => self.payload_field(path),
+                None => self.captures.get(name).cloned().map(Scalar::Str),
+            },
+        }
+    }
+
+    fn payload_field(&self, path: &str) -> Option<Scalar> {
+        let mut value = &self.payload.as_ref()?.body;
+        for key in path.split('.') {
+            value = value.get(key)?;
+        }
+        match value {
+            serde_json::Value::String(text) => Some(Scalar::Str(text.clone())),
+            serde_json::Value::Bool(flag) => Some(Scalar::Bool(*flag)),
+            serde_json::Value::Number(number) => number.as_i64().map(Scalar::Int),
+            _ => None,
+        }
+    }
+
+    fn set(&mut self, name: &str, value: &str) {
+        let slot = match name {
+            "provider" => &mut self.provider,
+            "label" => &mut self.label,
+            "id" => &mut self.credential_id,
+            "reason" => &mut self.reason,
+            "message" => &mut self.message,
+            _ => return,
+        };
+        slot.get_or_insert_with(|| value.to_owned());
+    }
+}
+
+impl Condition {
+    fn holds(&self, value: Option<&Scalar>) -> bool {
+        let Some(value) = value else {
+            return false;
+        };
+        match self {
+            Condition::Equals(expected) => scalars_equal(value, expected),
+            Condition::OneOf(options) => options.iter().any(|option| scalars_equal(value, option)),
+            Condition::Matches(regex) => match value {
+                Scalar::Str(text) => regex.is_match(text),
+                Scalar::Int(number) => regex.is_match(&number.to_string()),
+                Scalar::Bool(flag) => regex.is_match(if *flag { "true" } else { "false" }),
+            },
+        }
+    }
+}
+
+/// Strings compare case-insensitively after trimming, as Hermes compares reasons.
+pub fn scalars_equal(a: &Scalar, b: &Scalar) -> bool {
+    match (a, b) {
+        (Scalar::Str(a), Scalar::Str(b)) => a.trim().eq_ignore_ascii_case(b.trim()),
+        (Scalar::Int(a), Scalar::Int(b)) => a == b,
+        (Scalar::Int(a), Scalar::Str(b)) | (Scalar::Str(b), Scalar::Int(a)) => {
+            b.trim().parse::<i64>().ok() == Some(*a)
+        }
+        (Scalar::Bool(a), Scalar::Bool(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// A rule that matched a line, with what it read.
+#[derive(Debug, Clone)]
+pub struct RuleMatch<'r> {
+    pub rule: &'r Rule,
+    pub fields: Fields,
+}
+
+/// All rules, compiled for matching in one pass.
+#[derive(Debug)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    set: RegexSet,
+    prefilter: AhoCorasick,
+}
+
+impl RuleSet {
+    pub fn new(rules: Vec<Rule>) -> Result<RuleSet, regex::Error> {
+        let set = RegexSet::new(rules.iter().map(|rule| rule.pattern.as_str()))?;
+        let literals: Vec<&str> = rules
+            .iter()
+            .flat_map(|rule| rule.prefilter.iter().map(String::as_str))
+            .collect();
+        let prefilter = AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+            .build(literals)
+            .expect("prefilter literals are plain strings");
+        Ok(RuleSet {
+            rules,
+            set,
+            prefilter,
+        })
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Finds the literals every rule needs; a line without one cannot match.
+    pub fn prefilter(&self) -> &AhoCorasick {
+        &self.prefilter
+    }
+
+    /// Runs every applicable rule over one line's text.
+    pub fn match_text(
+        &self,
+        file: &str,
+        level: Option<&str>,
+        part: LinePart,
+        text: &str,
+    ) -> Vec<RuleMatch<'_>> {
+        self.set
+            .matches(text)
+            .into_iter()
+            .map(|index| &self.rules[index])
+            .filter(|rule| rule.applies_to(file, level, part))
+            .filter_map(|rule| {
+                let mut fields = Fields::read(&rule.pattern, text)?;
+                let holds = |(name, condition): &(String, Condition)| {
+                    condition.holds(fields.get(name).as_ref())
+                };
+                if !rule.when.iter().all(holds) || rule.unless.iter().any(holds) {
+                    return None;
+                }
+                for (name, value) in &rule.set {
+                    fields.set(name, value);
+                }
+                Some(RuleMatch { rule, fields })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,883 @@
+"""Build a Hermes home for one integration-test scenario, using Hermes's own code.
+
+Usage (with the Python of a venv made by setup_venvs.sh):
+
+    TZ=UTC target/hermes-venvs/0.15.0/bin/python tests/hermes/build_home.py codex-revoked-0.15 /tmp/home
+
+The home is written at HOME_DIR (created if missing; it should be empty) and a
+JSON manifest is printed on stdout:
+
+    {"scenario", "hermes_version", "home",
+     "credentials": [{"profile", "provider", "id", "label", "revoked", "simulated_failure"}],
+     "sessions": [{"profile", "id"}], "clock": {"start", "end"}, "notes"}
+
+`credentials` lists every pool entry Hermes wrote (root and profiles). `revoked` is
+the ground truth of the fake provider: true when it rejects that token for good
+(revoked/invalid), false otherwise (healthy, expired-but-refreshable, rate-limited).
+
+How each artefact is produced (the point of this script: a hand-written imitation
+would only be a fixture):
+
+* Logs: `hermes_logging.setup_logging(hermes_home=...)` installs Hermes's real
+  rotating handlers and RedactingFormatter; `hermes_logging.set_session_context`
+  gives lines their ` [session_id]` tag. Handlers are flushed (0.19 queue listener)
+  and closed before exit.
+* Credentials: `hermes_cli.auth_commands.auth_add_command` (`hermes auth add ...`)
+  with only the network login (`_codex_device_code_login`) replaced by a stub that
+  returns obviously fake tokens, and `uuid.uuid4` pinned so entry ids are the ones
+  chosen below. Settings: `hermes_cli.config.set_config_value` (`hermes config set`).
+* Provider errors: an in-process HTTP server on 127.0.0.1 answers with the
+  provider's real error body; the real `openai` / `anthropic` SDK (max_retries=0)
+  raises the real `AuthenticationError` / `RateLimitError`.
+* Failures are recorded by Hermes: `extract_api_error_context(exc)` and
+  `CredentialPool.mark_exhausted_and_rotate(...)` (which logs the `credential pool:
+  marking ...` line and persists auth.json the way that version does).
+* Payload lines: "Failed to generate context summary: ..." comes from a real
+  `ContextCompressor._generate_summary` whose `call_llm` is replaced by a shim that
+  calls the fake provider (pool select -> SDK call -> mark -> re-raise), so the
+  compressor's own except-branch logs it. "API call failed (attempt ...)" and
+  "Non-retryable client error: ..." come from a real `AIAgent.run_conversation`
+  turn against the fake provider. The traceback scenario is the one place that
+  uses a copied format string (see `scenario_traceback`).
+* Time: `time.time`, `time.time_ns`, `time.monotonic` and `datetime.now` in
+  `hermes_cli.auth` follow a simulated clock. The clock is anchored so that the
+  last simulated step happens "now" (or at $HERMES_HARNESS_NOW, epoch seconds,
+  for fully repeatable timestamps); earlier steps lie in the past.
+
+Nothing is written outside HOME_DIR: HERMES_HOME points there, HOME points to a
+temporary directory that is removed at exit, credential variables are scrubbed
+from the environment, and any non-loopback HTTP(S) is sent to a dead proxy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import json
+import logging
+import logging.handlers
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import types
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+from unittest import mock
+
+sys.dont_write_bytecode = True
+
+# ---------------------------------------------------------------------------
+# Fixed test data
+# ---------------------------------------------------------------------------
+
+CODEX = "openai-codex"
+CODEX_MODEL = "gpt-5.3-codex"
+SESSION_TURNS = [
+    {"role": "user", "content": "Refactor the parser in src/parse.rs and keep the tests green."},
+    {"role": "assistant", "content": "I split parse_line into header and body parsing; 42 tests pass."},
+    {"role": "user", "content": "Now add a benchmark for the tailer."},
+    {"role": "assistant", "content": "Added benches/tail.rs with a 10 MiB synthetic log."},
+]
+
+# Provider error bodies, as the providers send them.
+CODEX_401_INVALIDATED = {
+    "error": {
+        "message": "Your authentication token has been invalidated. Please try signing in again.",
+        "type": "invalid_request_error",
+        "code": "token_invalidated",
+        "param": None,
+    },
+    "status": 401,
+}
+CODEX_401_EXPIRED = {
+    "error": {
+        "message": "Provided authentication token is expired. Please try signing in again.",
+        "type": "invalid_request_error",
+        "code": "token_expired",
+        "param": None,
+    },
+    "status": 401,
+}
+CODEX_429_RESET_IN_SECONDS = 3 * 3600
+
+
+def codex_429_usage_limit() -> dict:
+    """Codex usage-limit body; resets_at is computed on the simulated clock."""
+    now = time.time()
+    return {
+        "error": {
+            "type": "usage_limit_reached",
+            "message": "The usage limit has been reached",
+            "plan_type": "plus",
+            "resets_at": int(now) + CODEX_429_RESET_IN_SECONDS,
+            "resets_in_seconds": CODEX_429_RESET_IN_SECONDS,
+        }
+    }
+
+
+OPENROUTER_401_USER_NOT_FOUND = {"error": {"message": "User not found.", "code": 401}}
+ANTHROPIC_401_AUTH = {
+    "type": "error",
+    "error": {"type": "authentication_error", "message": "invalid x-api-key"},
+    "request_id": "req_fake00000000000000000000",
+}
+
+
+def codex_token(name: str, kind: str = "access") -> str:
+    """An obviously fake Codex token, e.g. fake-codex-access-token-alice-0000000000."""
+    return f"fake-codex-{kind}-token-{name}-0000000000"
+
+
+# ---------------------------------------------------------------------------
+# Simulated clock
+# ---------------------------------------------------------------------------
+
+class SimClock:
+    """Wall clock = real clock + offset; `advance()` jumps forward.
+
+    Real elapsed time still flows, so lines written in one step are milliseconds
+    apart as in real life. `time.monotonic` jumps together with the wall clock
+    (Hermes uses it for the compressor's pause); the stdlib's threading/queue
+    modules keep their own reference to the real monotonic clock.
+    """
+
+    def __init__(self, anchor: float, span: float):
+        self._real_time = time.time
+        self._real_monotonic = time.monotonic
+        self.start = anchor - span
+        self._offset = self.start - self._real_time()
+        self._jumped = 0.0
+
+    def time(self) -> float:
+        return self._real_time() + self._offset
+
+    def time_ns(self) -> int:
+        return int(self.time() * 1_000_000_000)
+
+    def monotonic(self) -> float:
+        return self._real_monotonic() + self._jumped
+
+    def advance(self, seconds: float) -> None:
+        self._offset += seconds
+        self._jumped += seconds
+
+    def install(self) -> None:
+        time.time = self.time
+        time.time_ns = self.time_ns
+        time.monotonic = self.monotonic
+
+    def patch_datetime(self, *modules: types.ModuleType) -> None:
+        """Make `datetime.now()` in the given modules follow this clock."""
+
+        class _SimDatetime(_dt.datetime):
+            @classmethod
+            def now(cls, tz=None):  # noqa: D401 - stdlib signature
+                return _dt.datetime.fromtimestamp(time.time(), tz)
+
+            @classmethod
+            def utcnow(cls):
+                return _dt.datetime.fromtimestamp(time.time(), _dt.timezone.utc).replace(tzinfo=None)
+
+        for module in modules:
+            if getattr(module, "datetime", None) is _dt.datetime:
+                module.datetime = _SimDatetime
+
+    def session_id(self, suffix: str) -> str:
+        """A Hermes-style session id (YYYYMMDD_HHMMSS_xxxxxx) at the current sim time."""
+        return time.strftime("%Y%m%d_%H%M%S", time.localtime(self.time())) + "_" + suffix
+
+
+# ---------------------------------------------------------------------------
+# Fake provider (loopback HTTP)
+# ---------------------------------------------------------------------------
+
+@dataclass
+class Reply:
+    status: int
+    body: Any  # dict, or a callable returning one (evaluated per request)
+    revoked: bool  # ground truth for the manifest
+    summary: str  # e.g. "401 token_invalidated"
+
+
+class FakeProvider:
+    """Answers every request according to the credential it carries.
+
+    The credential is read from `Authorization: Bearer ...` (OpenAI SDK) or
+    `x-api-key` (Anthropic SDK). GET requests (model-list probes) get a 404.
+    """
+
+    def __init__(self) -> None:
+        self.replies: Dict[str, Reply] = {}
+        self.requests: List[tuple] = []
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # keep stderr quiet
+                pass
+
+            def _token(self) -> str:
+                auth = self.headers.get("authorization") or ""
+                if auth.lower().startswith("bearer "):
+                    return auth[7:].strip()
+                return (self.headers.get("x-api-key") or "").strip()
+
+            def _send(self, status: int, body: dict) -> None:
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_GET(self):  # noqa: N802
+                provider.requests.append(("GET", self.path, self._token()))
+                self._send(404, {"error": {"message": "not found", "code": 404}})
+
+            def do_POST(self):  # noqa: N802
+                length = int(self.headers.get("content-length") or 0)
+                if length:
+                    self.rfile.read(length)
+                token = self._token()
+                provider.requests.append(("POST", self.path, token))
+                reply = provider.replies.get(token)
+                if reply is None:
+                    self._send(500, {"error": {"message": "fake provider: unexpected credential"}})
+                    return
+                body = reply.body() if callable(reply.body) else reply.body
+                self._send(reply.status, body)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def reply(self, token: str, status: int, body: Any, *, revoked: bool, summary: str) -> None:
+        self.replies[token] = Reply(status, body, revoked, summary)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+# ---------------------------------------------------------------------------
+# Harness: environment, logging, credentials, failure paths
+# ---------------------------------------------------------------------------
+
+_KEEP_ENV = {"PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "VIRTUAL_ENV", "SYSTEMROOT"}
+
+
+def prepare_environment(home: Path, fake_user_home: Path) -> None:
+    """Scrub credentials from the environment and point Hermes at HOME_DIR.
+
+    Must run before any Hermes module is imported (agent.redact, for one, reads
+    its settings at import time).
+    """
+    for key in list(os.environ):
+        if key not in _KEEP_ENV:
+            del os.environ[key]
+    os.environ.setdefault("TZ", "UTC")
+    time.tzset()
+    os.environ["HOME"] = str(fake_user_home)
+    os.environ["XDG_CONFIG_HOME"] = str(fake_user_home / ".config")
+    os.environ["XDG_CACHE_HOME"] = str(fake_user_home / ".cache")
+    os.environ["XDG_DATA_HOME"] = str(fake_user_home / ".local" / "share")
+    os.environ["HERMES_HOME"] = str(home)
+    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+    # Anything that is not loopback goes to a closed port and fails fast.
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        os.environ[var] = "http://127.0.0.1:9"
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+
+
+class Harness:
+    """Shared helpers; one instance per run. `profile` is None for the root home."""
+
+    def __init__(self, root: Path, clock: SimClock, server: FakeProvider, version: str):
+        self.root = root
+        self.clock = clock
+        self.server = server
+        self.version = version
+        self.profile: Optional[str] = None
+        self.sessions: List[dict] = []
+        self.notes: List[str] = []
+        self._compressors: Dict[str, Any] = {}
+
+    # -- homes and logging ---------------------------------------------------
+
+    @property
+    def home(self) -> Path:
+        return self.root if self.profile is None else self.root / "profiles" / self.profile
+
+    def open_home(self, profile: Optional[str] = None) -> None:
+        """Point HERMES_HOME at the root or a profile and start Hermes's logging there
+        (what `hermes -p NAME` does: the whole process runs with HERMES_HOME set)."""
+        import hermes_logging
+
+        self.profile = profile
+        self.home.mkdir(parents=True, exist_ok=True)
+        os.environ["HERMES_HOME"] = str(self.home)
+        hermes_logging.setup_logging(hermes_home=self.home, force=True)
+
+    def flush_logs(self) -> None:
+        import hermes_logging
+
+        if hasattr(hermes_logging, "flush_log_queue"):  # 0.19: QueueListener
+            hermes_logging.flush_log_queue()
+        for handler in self.file_handlers():
+            handler.flush()
+
+    def file_handlers(self) -> list:
+        import hermes_logging
+
+        if hasattr(hermes_logging, "rotating_file_handlers"):  # 0.19
+            return list(hermes_logging.rotating_file_handlers())
+        return [h for h in logging.getLogger().handlers if isinstance(h, logging.handlers.RotatingFileHandler)]
+
+    def close_logs(self) -> None:
+        """Flush and close every Hermes log handler (and the 0.19 queue listener)."""
+        import hermes_logging
+
+        hermes_logging.clear_session_context()
+        self.flush_logs()
+        if hasattr(hermes_logging, "_reset_queued_handlers"):  # 0.19
+            hermes_logging._reset_queued_handlers()
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            if isinstance(handler, logging.handlers.RotatingFileHandler):
+                root.removeHandler(handler)
+                handler.close()
+        hermes_logging._logging_initialized = False
+
+    def rollover_logs(self) -> None:
+        """Rotate agent.log and errors.log with Hermes's own handlers (.log -> .log.1)."""
+        self.flush_logs()
+        for handler in self.file_handlers():
+            handler.acquire()
+            try:
+                handler.doRollover()
+            finally:
+                handler.release()
+
+    def start_session(self, suffix: str) -> str:
+        import hermes_logging
+
+        session_id = self.clock.session_id(suffix)
+        hermes_logging.set_session_context(session_id)
+        self.sessions.append({"profile": self.profile, "id": session_id})
+        return session_id
+
+    def end_session(self) -> None:
+        import hermes_logging
+
+        hermes_logging.clear_session_context()
+
+    # -- settings and credentials -----------------------------------------------
+
+    def config_set(self, key: str, value: str) -> None:
+        """`hermes config set KEY VALUE`."""
+        from hermes_cli.config import set_config_value
+
+        set_config_value(key, value)
+
+    def configure_codex_main(self) -> None:
+        self.config_set("model.provider", CODEX)
+        self.config_set("model.default", CODEX_MODEL)
+        self.config_set("auxiliary.compression.provider", "auto")
+
+    @contextlib.contextmanager
+    def _entry_id(self, entry_id: str):
+        """Pin the id `uuid.uuid4().hex[:6]` gives the next pool entry."""
+        fixed = uuid.UUID(entry_id.ljust(32, "0"))
+        with mock.patch("uuid.uuid4", return_value=fixed):
+            yield
+
+    def add_codex(self, label: str, entry_id: str, token_name: str) -> None:
+        """`hermes auth add openai-codex --label LABEL`, with the device-code login
+        stubbed to return fake tokens (same dict shape as the real function)."""
+        import hermes_cli.auth as auth_mod
+        from hermes_cli.auth_commands import auth_add_command
+
+        def fake_device_code_login() -> Dict[str, Any]:
+            return {
+                "tokens": {
+                    "access_token": codex_token(token_name),
+                    "refresh_token": codex_token(token_name, "refresh"),
+                },
+                "base_url": auth_mod.DEFAULT_CODEX_BASE_URL,
+                "last_refresh": _dt.datetime.fromtimestamp(time.time(), _dt.timezone.utc)
+                .isoformat()
+                .replace("+00:00", "Z"),
+                "auth_mode": "chatgpt",
+                "source": "device-code",
+            }
+
+        args = types.SimpleNamespace(provider=CODEX, auth_type="oauth", label=label)
+        with self._entry_id(entry_id), mock.patch.object(
+            auth_mod, "_codex_device_code_login", fake_device_code_login
+        ):
+            auth_add_command(args)
+
+    def add_api_key(self, provider: str, label: str, entry_id: str, token: str) -> None:
+        """`hermes auth add PROVIDER --type api-key --label LABEL --api-key TOKEN`."""
+        from hermes_cli.auth_commands import auth_add_command
+
+        args = types.SimpleNamespace(provider=provider, auth_type="api_key", label=label, api_key=token)
+        with self._entry_id(entry_id):
+            auth_add_command(args)
+
+    def select(self, provider: str):
+        """A fresh `load_pool(provider).select()`, as every new Hermes call does."""
+        from agent.credential_pool import load_pool
+
+        return load_pool(provider).select()
+
+    # -- failure paths ----------------------------------------------------------
+
+    def codex_request(self, token: str) -> None:
+        """One Codex Responses API request with the real openai SDK; raises its error."""
+        import openai
+
+        client = openai.OpenAI(
+            api_key=token, base_url=f"{self.server.url}/backend-api/codex", max_retries=0, timeout=30
+        )
+        try:
+            client.responses.create(
+                model=CODEX_MODEL,
+                instructions="You are a summarization agent creating a context checkpoint.",
+                input=[{"role": "user", "content": "Summarize the conversation so far."}],
+                store=False,
+                stream=True,
+            )
+        finally:
+            client.close()
+        raise RuntimeError("fake provider accepted a request it should have rejected")
+
+    def compaction_attempt(self, session_id: str, *, token: Optional[str] = None, mark: bool = True) -> None:
+        """One context compaction whose summary call fails at the fake provider.
+
+        The real ContextCompressor._generate_summary runs; only its `call_llm`
+        is replaced. The shim selects a pool entry (Hermes resets expired entries
+        here), calls the fake provider with that token, records the failure with
+        extract_api_error_context + mark_exhausted_and_rotate, and re-raises, so
+        the compressor logs "Failed to generate context summary: ..." itself,
+        right after the pool's marking line. `token` bypasses the pool (a
+        credential this home does not list); `mark=False` skips the marking.
+        """
+        import agent.context_compressor as cc
+        from agent.agent_runtime_helpers import extract_api_error_context
+        from agent.credential_pool import load_pool
+
+        compressor = self._compressors.get(session_id)
+        if compressor is None:
+            compressor = cc.ContextCompressor(
+                model=CODEX_MODEL,
+                provider=CODEX,
+                base_url="https://chatgpt.com/backend-api/codex",
+                config_context_length=272_000,
+                quiet_mode=True,
+            )
+            self._compressors[session_id] = compressor
+
+        def call_llm_shim(**_kwargs):
+            pool = None
+            used_token = token
+            if used_token is None:
+                pool = load_pool(CODEX)
+                entry = pool.select()
+                if entry is None:
+                    raise RuntimeError("harness: no available openai-codex pool entry")
+                used_token = entry.runtime_api_key
+            try:
+                self.codex_request(used_token)
+            except Exception as exc:
+                if pool is not None and mark:
+                    pool.mark_exhausted_and_rotate(
+                        status_code=getattr(exc, "status_code", None),
+                        error_context=extract_api_error_context(exc),
+                    )
+                raise
+
+        with mock.patch.object(cc, "call_llm", call_llm_shim):
+            summary = compressor._generate_summary(list(SESSION_TURNS))
+        if summary is not None:
+            raise RuntimeError("harness: compaction unexpectedly succeeded")
+
+    def agent_turn(self, *, provider: str, model: str, api_mode: str, base_url: str,
+                   session_id: str, message: str) -> dict:
+        """One real AIAgent.run_conversation turn against the fake provider, with the
+        provider's credential pool attached (Hermes's own recovery marks the entry)."""
+        import agent.model_metadata as model_metadata
+        from agent.credential_pool import load_pool
+        from run_agent import AIAgent
+
+        pool = load_pool(provider)
+        entry = pool.select()
+        patches = [mock.patch.object(model_metadata, "fetch_model_metadata", lambda *a, **k: {})]
+        try:
+            import agent.agent_init as agent_init
+
+            if hasattr(agent_init, "fetch_model_metadata"):
+                patches.append(mock.patch.object(agent_init, "fetch_model_metadata", lambda *a, **k: {}))
+        except ImportError:
+            pass
+        with contextlib.ExitStack() as stack:
+            for p in patches:
+                stack.enter_context(p)
+            agent = AIAgent(
+                base_url=base_url,
+                api_key=entry.runtime_api_key,
+                provider=provider,
+                api_mode=api_mode,
+                model=model,
+                quiet_mode=True,
+                skip_context_files=True,
+                skip_memory=True,
+                enabled_toolsets=[],
+                credential_pool=pool,
+                session_id=session_id,
+                max_iterations=2,
+            )
+            try:
+                result = agent.run_conversation(message) or {}
+            finally:
+                close = getattr(agent, "close", None)
+                if callable(close):
+                    close()
+        if not result.get("failed"):
+            raise RuntimeError(f"harness: agent turn did not fail: {result!r}")
+        return result
+
+    # -- manifest -----------------------------------------------------------------
+
+    def credentials(self) -> List[dict]:
+        """Every pool entry Hermes wrote, root first, then profiles by name."""
+        homes: List[tuple] = [(None, self.root)]
+        profiles_dir = self.root / "profiles"
+        if profiles_dir.is_dir():
+            homes += [(p.name, p) for p in sorted(profiles_dir.iterdir()) if p.is_dir()]
+        out: List[dict] = []
+        for profile, home in homes:
+            auth_file = home / "auth.json"
+            if not auth_file.exists():
+                continue
+            store = json.loads(auth_file.read_text(encoding="utf-8"))
+            for provider, entries in sorted((store.get("credential_pool") or {}).items()):
+                for entry in entries or []:
+                    reply = self.server.replies.get(entry.get("access_token") or "")
+                    out.append({
+                        "profile": profile,
+                        "provider": provider,
+                        "id": entry.get("id"),
+                        "label": entry.get("label"),
+                        "revoked": bool(reply and reply.revoked),
+                        "simulated_failure": reply.summary if reply else None,
+                    })
+        return out
+
+
+# ---------------------------------------------------------------------------
+# Scenarios (one function each). Each returns its notes string.
+# ---------------------------------------------------------------------------
+
+COOLDOWN_GAP = 310  # just past Hermes's 300 s cooldown for a 401
+
+
+def codex_pool_alice_bob(h: Harness, *, alice_first: bool = True, token_tag: str = "") -> None:
+    """Config + openai-codex pool [alice, bob] (or [bob, alice]) via `hermes auth add`."""
+    h.configure_codex_main()
+    people = [("alice@example.com", "a11ce0", "alice"), ("bob@example.com", "b0b000", "bob")]
+    if not alice_first:
+        people.reverse()
+    for label, entry_id, name in people:
+        h.add_codex(label, entry_id, name + token_tag)
+
+
+def revoke(h: Harness, name: str, body: Any = CODEX_401_INVALIDATED, status: int = 401,
+           summary: str = "401 token_invalidated", revoked: bool = True) -> None:
+    h.server.reply(codex_token(name), status, body, revoked=revoked, summary=summary)
+
+
+def healthy(h: Harness, name: str) -> None:
+    # A healthy token never reaches the fake provider in these scenarios; if it
+    # does, it gets a 500 and the run fails loudly.
+    h.server.replies.pop(codex_token(name), None)
+
+
+def scenario_codex_revoked_015(h: Harness) -> str:
+    h.open_home()
+    codex_pool_alice_bob(h)
+    revoke(h, "alice")
+    session = h.start_session("c0de15")
+    for round_no in range(3):
+        if round_no:
+            h.clock.advance(COOLDOWN_GAP)
+        h.compaction_attempt(session)
+    h.end_session()
+    return ("0.15: three compactions in one session, 310 s apart; each time select() resets "
+            "alice (cooldown over) and the 401 token_invalidated marks her exhausted again "
+            "(INFO marking line in agent.log only). The last mark is recent: alice is exhausted, "
+            "cooldown running. bob is healthy and never called.")
+
+
+def scenario_codex_revoked_019(h: Harness) -> str:
+    h.open_home()
+    codex_pool_alice_bob(h)
+    revoke(h, "alice")
+    h.start_session("c0de19")
+    h.compaction_attempt(h.sessions[-1]["id"])
+    h.end_session()
+    h.clock.advance(COOLDOWN_GAP)
+    chosen = h.select(CODEX)  # after the cooldown: Hermes keeps alice out (dead)
+    assert chosen is not None and chosen.label == "bob@example.com", chosen
+    return ("0.19: one compaction; the 401 token_invalidated makes Hermes mark alice DEAD "
+            "(WARNING in errors.log). 310 s later a select() returns bob and leaves alice dead.")
+
+
+def scenario_non_terminal_401(h: Harness) -> str:
+    h.open_home()
+    codex_pool_alice_bob(h, alice_first=False)
+    revoke(h, "bob", CODEX_401_EXPIRED, summary="401 token_expired", revoked=False)
+    h.start_session("e4b1e0")
+    h.compaction_attempt(h.sessions[-1]["id"])
+    h.end_session()
+    return ("0.19: pool [bob, alice]; bob's compaction call gets 401 token_expired: Hermes marks "
+            "bob exhausted (INFO, not DEAD: token_expired is refreshable) and rotates to alice.")
+
+
+def scenario_rate_limit_429(h: Harness) -> str:
+    h.open_home()
+    codex_pool_alice_bob(h, alice_first=False)
+    revoke(h, "bob", codex_429_usage_limit, status=429, summary="429 usage_limit_reached", revoked=False)
+    h.start_session("4290b0")
+    h.compaction_attempt(h.sessions[-1]["id"])
+    h.end_session()
+    return ("0.19: pool [bob, alice]; bob's compaction call gets 429 usage_limit_reached with "
+            f"resets_at = now + {CODEX_429_RESET_IN_SECONDS} s: Hermes marks bob exhausted with "
+            "last_error_reset_at = resets_at and rotates to alice.")
+
+
+def scenario_rotated_backup(h: Harness) -> str:
+    h.open_home()
+    codex_pool_alice_bob(h)
+    revoke(h, "alice")
+    h.start_session("b4c0de")
+    h.compaction_attempt(h.sessions[-1]["id"])
+    h.end_session()
+    h.clock.advance(5)
+    h.rollover_logs()
+    # Ordinary activity after the rotation: a new session's compressor start-up line
+    # (real code path: ContextCompressor.__init__ logs it at INFO when not quiet).
+    h.start_session("0bd1a2")
+    import agent.context_compressor as cc
+
+    cc.ContextCompressor(model=CODEX_MODEL, provider=CODEX, base_url="https://chatgpt.com/backend-api/codex",
+                         config_context_length=272_000, quiet_mode=False)
+    h.end_session()
+    return ("0.15: alice's revocation (marking + compaction payload) is logged, then Hermes's own "
+            "RotatingFileHandler.doRollover() rotates agent.log and errors.log: the evidence is only "
+            "in agent.log.1 / errors.log.1. The new agent.log holds one ordinary INFO line; the new "
+            "errors.log is empty. auth.json still shows alice exhausted (cooldown running).")
+
+
+def scenario_traceback(h: Harness) -> str:
+    import openai
+    from agent.agent_runtime_helpers import extract_api_error_context
+    from agent.credential_pool import load_pool
+
+    h.open_home()
+    codex_pool_alice_bob(h)
+    revoke(h, "alice")
+    h.start_session("7bac00")
+    pool = load_pool(CODEX)
+    entry = pool.select()
+    try:
+        h.codex_request(entry.runtime_api_key)
+    except openai.AuthenticationError as exc:
+        pool.mark_exhausted_and_rotate(status_code=exc.status_code, error_context=extract_api_error_context(exc))
+        # Copied from hermes-agent 0.19.0 agent/conversation_loop.py:5727:
+        #     logger.exception("Outer loop error in API call #%d", api_call_count)
+        logging.getLogger("agent.conversation_loop").exception("Outer loop error in API call #%d", 1)
+    h.end_session()
+    return ("0.19: alice's request raises the real openai.AuthenticationError; Hermes marks alice "
+            "DEAD, then an ERROR record with exc_info (message copied from "
+            "agent/conversation_loop.py:5727) writes a traceback whose LAST line is "
+            "`openai.AuthenticationError: Error code: 401 - {...}`; the payload is on no other line.")
+
+
+def scenario_profile(h: Harness) -> str:
+    from hermes_cli.profiles import create_profile
+
+    # `hermes profile create work` (run from the root home).
+    h.root.mkdir(parents=True, exist_ok=True)
+    os.environ["HERMES_HOME"] = str(h.root)
+    create_profile("work", no_alias=True, no_skills=True)
+
+    # `hermes -p work ...`: the profile gets its own pool, config, logs, and the revocation.
+    h.open_home("work")
+    codex_pool_alice_bob(h, token_tag="-work")
+    revoke(h, "alice-work")
+    h.start_session("3a0b00")
+    h.compaction_attempt(h.sessions[-1]["id"])
+    h.end_session()
+    h.close_logs()
+
+    # The root home: its own pool with the SAME ids but different tokens, healthy.
+    h.open_home(None)
+    codex_pool_alice_bob(h, token_tag="-root")
+    h.clock.advance(2)
+    chosen = h.select(CODEX)
+    assert chosen is not None and chosen.id == "a11ce0", chosen
+    return ("0.19: profiles/work has its own openai-codex pool [alice a11ce0, bob b0b000] and the "
+            "revocation (alice DEAD, in profiles/work/logs). The root home has a pool with the same "
+            "ids and labels but different tokens; it is healthy and its logs are empty. A credential "
+            "is (profile, provider, id): only (work, openai-codex, a11ce0) is revoked. The profile "
+            "was created first, so Hermes's root-pool fallback never copied root entries into it.")
+
+
+def scenario_unattributable(h: Harness) -> str:
+    h.open_home()
+    codex_pool_alice_bob(h)
+    stray = codex_token("stray")
+    h.server.reply(stray, 401, CODEX_401_INVALIDATED, revoked=True, summary="401 token_invalidated")
+    h.start_session("0a0a0a")
+    h.compaction_attempt(h.sessions[-1]["id"], token=stray, mark=False)
+    h.end_session()
+    return ("0.15: a compaction payload with 401 token_invalidated for a token that is in no pool "
+            "of this home; no marking line anywhere, and auth.json records no error on alice or bob "
+            "(both ok/never used). Nothing singles out a credential: the event is unattributable. "
+            "Neither alice nor bob is revoked.")
+
+
+def scenario_openrouter_user_not_found(h: Harness) -> str:
+    h.open_home()
+    h.config_set("model.provider", "openrouter")
+    h.config_set("model.default", "openai/gpt-4o-mini")
+    token = "fake-openrouter-api-key-carol-0000000000"
+    h.add_api_key("openrouter", "openrouter-carol", "ca401e", token)
+    h.server.reply(token, 401, OPENROUTER_401_USER_NOT_FOUND, revoked=True, summary="401 User not found.")
+    session = h.clock.session_id("0e0401")
+    h.sessions.append({"profile": None, "id": session})
+    h.agent_turn(provider="openrouter", model="openai/gpt-4o-mini", api_mode="chat_completions",
+                 base_url=f"{h.server.url}/api/v1", session_id=session, message="hello")
+    return ("0.19: one real AIAgent turn; OpenRouter answers 401 'User not found.' (integer code, "
+            "so no reason string). Hermes's pool recovery marks openrouter-carol exhausted, finds no "
+            "other entry, logs 'API call failed (attempt 1/3)' and 'Non-retryable client error'.")
+
+
+def scenario_anthropic_auth_error(h: Harness) -> str:
+    h.open_home()
+    h.config_set("model.provider", "anthropic")
+    h.config_set("model.default", "claude-sonnet-4-5")
+    token = "fake-anthropic-api-key-dave-0000000000"
+    h.add_api_key("anthropic", "anthropic-dave", "da7e00", token)
+    h.server.reply(token, 401, ANTHROPIC_401_AUTH, revoked=True, summary="401 authentication_error")
+    session = h.clock.session_id("a401a1")
+    h.sessions.append({"profile": None, "id": session})
+    h.agent_turn(provider="anthropic", model="claude-sonnet-4-5", api_mode="anthropic_messages",
+                 base_url=h.server.url, session_id=session, message="hello")
+    return ("0.19: one real AIAgent turn with the real anthropic SDK; Anthropic answers 401 "
+            "authentication_error. Hermes marks anthropic-dave exhausted (reason authentication_error "
+            "is not terminal) and logs 'API call failed' and 'Non-retryable client error'.")
+
+
+@dataclass
+class Scenario:
+    run: Callable[[Harness], str]
+    version: str
+    span: float  # total clock advance; the last step lands on the anchor ("now")
+
+
+SCENARIOS: Dict[str, Scenario] = {
+    "codex-revoked-0.15": Scenario(scenario_codex_revoked_015, "0.15.0", 2 * COOLDOWN_GAP),
+    "codex-revoked-0.19": Scenario(scenario_codex_revoked_019, "0.19.0", COOLDOWN_GAP),
+    "non-terminal-401": Scenario(scenario_non_terminal_401, "0.19.0", 0),
+    "rate-limit-429": Scenario(scenario_rate_limit_429, "0.19.0", 0),
+    "rotated-backup": Scenario(scenario_rotated_backup, "0.15.0", 5),
+    "traceback": Scenario(scenario_traceback, "0.19.0", 0),
+    "profile": Scenario(scenario_profile, "0.19.0", 2),
+    "unattributable": Scenario(scenario_unattributable, "0.15.0", 0),
+    "openrouter-user-not-found": Scenario(scenario_openrouter_user_not_found, "0.19.0", 0),
+    "anthropic-auth-error": Scenario(scenario_anthropic_auth_error, "0.19.0", 0),
+}
+
+
+# ---------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------
+
+def installed_hermes_version() -> str:
+    from importlib.metadata import version
+
+    return version("hermes-agent")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("scenario", choices=sorted(SCENARIOS))
+    parser.add_argument("home_dir", type=Path)
+    args = parser.parse_args(argv)
+    scenario = SCENARIOS[args.scenario]
+
+    hermes_version = installed_hermes_version()
+    if hermes_version != scenario.version:
+        print(f"build_home.py: scenario {args.scenario} needs hermes-agent {scenario.version}, "
+              f"this Python has {hermes_version}", file=sys.stderr)
+        return 2
+
+    home = args.home_dir.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    fake_user_home = Path(tempfile.mkdtemp(prefix="hermes-harness-home-"))
+
+    # Hermes prints to stdout (e.g. `Added openai-codex OAuth credential #1`); keep fd 1
+    # for the manifest and send everything else to stderr.
+    manifest_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdin = open(os.devnull, encoding="utf-8")
+
+    anchor_env = os.environ.get("HERMES_HARNESS_NOW")
+    anchor = float(anchor_env) if anchor_env else time.time()
+    prepare_environment(home, fake_user_home)
+    clock = SimClock(anchor, scenario.span)
+    clock.install()
+    server = FakeProvider()
+    try:
+        import agent.credential_pool as credential_pool_mod
+        import hermes_cli.auth as auth_mod
+
+        clock.patch_datetime(auth_mod, credential_pool_mod)
+        harness = Harness(home, clock, server, hermes_version)
+        notes = scenario.run(harness)
+        harness.close_logs()
+        manifest = {
+            "scenario": args.scenario,
+            "hermes_version": hermes_version,
+            "home": str(home),
+            "credentials": harness.credentials(),
+            "sessions": harness.sessions,
+            "clock": {"start": round(clock.start, 3), "end": round(clock.time(), 3)},
+            "notes": notes,
+        }
+    finally:
+        server.stop()
+        shutil.rmtree(fake_user_home, ignore_errors=True)
+
+    with os.fdopen(manifest_fd, "w", encoding="utf-8") as out:
+        out.write(json.dumps(manifest, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
