@@ -7,6 +7,7 @@
 //! one `RegexSet` says which rules match a candidate, and captures run only for those.
 //! This module is pure: no I/O beyond what `load` is handed.
 
+mod builtin;
 mod load;
 mod samples;
 
@@ -18,6 +19,7 @@ use serde::Serialize;
 
 use crate::payload::{self, ErrorPayload};
 
+pub use builtin::builtin_sources;
 pub use load::{LoadError, RuleSource, load_rule_set};
 pub use samples::{SampleFailure, check_samples};
 

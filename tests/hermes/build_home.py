@@ -41,11 +41,14 @@ would only be a fixture):
   uses a copied format string (see `scenario_traceback`).
 * Time: `time.time`, `time.time_ns`, `time.monotonic` and `datetime.now` in
   `hermes_cli.auth` follow a simulated clock. The clock is anchored so that the
-  last simulated step happens "now" (or at $HERMES_HARNESS_NOW, epoch seconds,
-  for fully repeatable timestamps); earlier steps lie in the past.
+  last simulated step happens "now" (or at $HERMES_HARNESS_NOW, epoch seconds:
+  then ids, session ids and manifests repeat exactly and log timestamps differ
+  only by milliseconds); earlier steps lie in the past.
 
-Nothing is written outside HOME_DIR: HERMES_HOME points there, HOME points to a
-temporary directory that is removed at exit, credential variables are scrubbed
+`build_home.py --list` prints {scenario: required hermes-agent version} as JSON.
+
+Nothing is written outside HOME_DIR: HERMES_HOME points there, HOME and TMPDIR
+point to a temporary directory that is removed at exit, credential variables are scrubbed
 from the environment, and any non-loopback HTTP(S) is sent to a dead proxy.
 """
 
@@ -65,7 +68,7 @@ import threading
 import time
 import types
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
@@ -190,8 +193,13 @@ class SimClock:
                 module.datetime = _SimDatetime
 
     def session_id(self, suffix: str) -> str:
-        """A Hermes-style session id (YYYYMMDD_HHMMSS_xxxxxx) at the current sim time."""
-        return time.strftime("%Y%m%d_%H%M%S", time.localtime(self.time())) + "_" + suffix
+        """A Hermes-style session id (YYYYMMDD_HHMMSS_xxxxxx).
+
+        Uses the nominal time (start + jumps, without real elapsed time) so ids
+        are repeatable when $HERMES_HARNESS_NOW is set.
+        """
+        nominal = self.start + self._jumped
+        return time.strftime("%Y%m%d_%H%M%S", time.localtime(nominal)) + "_" + suffix
 
 
 # ---------------------------------------------------------------------------
@@ -296,6 +304,9 @@ def prepare_environment(home: Path, fake_user_home: Path) -> None:
     os.environ["XDG_DATA_HOME"] = str(fake_user_home / ".local" / "share")
     os.environ["HERMES_HOME"] = str(home)
     os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+    (fake_user_home / "tmp").mkdir(exist_ok=True)
+    os.environ["TMPDIR"] = str(fake_user_home / "tmp")
+    tempfile.tempdir = None  # re-read TMPDIR
     # Anything that is not loopback goes to a closed port and fails fast.
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         os.environ[var] = "http://127.0.0.1:9"
@@ -610,12 +621,6 @@ def revoke(h: Harness, name: str, body: Any = CODEX_401_INVALIDATED, status: int
     h.server.reply(codex_token(name), status, body, revoked=revoked, summary=summary)
 
 
-def healthy(h: Harness, name: str) -> None:
-    # A healthy token never reaches the fake provider in these scenarios; if it
-    # does, it gets a 500 and the run fails loudly.
-    h.server.replies.pop(codex_token(name), None)
-
-
 def scenario_codex_revoked_015(h: Harness) -> str:
     h.open_home()
     codex_pool_alice_bob(h)
@@ -825,7 +830,14 @@ def installed_hermes_version() -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--list"]:
+        print(json.dumps({name: sc.version for name, sc in sorted(SCENARIOS.items())}, indent=2))
+        return 0
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="`build_home.py --list` prints {scenario: hermes version} as JSON.",
+    )
     parser.add_argument("scenario", choices=sorted(SCENARIOS))
     parser.add_argument("home_dir", type=Path)
     args = parser.parse_args(argv)

@@ -42,6 +42,11 @@ command -v "${PYTHON}" >/dev/null 2>&1 \
     || die "${PYTHON} has no working venv/ensurepip module. Install it with 'apt-get install python3 python3-venv'."
 
 mkdir -p "${venv_root}"
+# Serialise concurrent callers (e.g. parallel cargo tests) on one lock file.
+if command -v flock >/dev/null 2>&1; then
+    exec 9>"${venv_root}/.lock"
+    flock 9
+fi
 
 venv_ok() {
     # $1 = venv dir, $2 = version

@@ -1,0 +1,203 @@
+//! One pass of the read path over Hermes homes: read the logs and auth.json, then run the pure
+//! pipeline (scan, events, attribution, decisions). `scan` and `status` share it; only what
+//! they print differs. Reading files is the only I/O, and it happens here.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use crate::attribute::{Attribution, Windows, attribute};
+use crate::auth_store::{self, AuthSnapshot};
+use crate::availability::Semantics;
+use crate::compaction;
+use crate::decide::{PlannedAction, decide};
+use crate::event::{Event, drop_copies};
+use crate::hermes_version::HermesVersion;
+use crate::home::{Target, log_files_oldest_first};
+use crate::logscan::{LogScanner, ScanStats};
+use crate::rules::{LOG_FILES, RuleSet};
+
+const CHUNK_BYTES: usize = 8 << 20;
+
+/// Everything a pass needs, validated once.
+pub struct Settings {
+    pub root: PathBuf,
+    pub targets: Vec<Target>,
+    pub rules: RuleSet,
+    pub zone: TimeZone,
+    pub hermes_version: Option<HermesVersion>,
+    pub windows: Windows,
+    pub max_line: usize,
+    pub now: Timestamp,
+}
+
+impl Settings {
+    pub fn semantics(&self) -> Semantics {
+        Semantics::for_version(self.hermes_version)
+    }
+
+    pub fn now_seconds(&self) -> f64 {
+        self.now.as_millisecond() as f64 / 1000.0
+    }
+}
+
+/// What one home holds now.
+pub struct HomeState {
+    pub target: Target,
+    pub snapshot: AuthSnapshot,
+    pub compression_provider: Option<String>,
+}
+
+/// What was read from one log file.
+pub struct FileStats {
+    pub profile: Option<String>,
+    pub file: String,
+    pub stats: ScanStats,
+}
+
+pub struct Analysis {
+    pub homes: Vec<HomeState>,
+    pub events: Vec<Event>,
+    pub attributions: Vec<Attribution>,
+    pub actions: Vec<PlannedAction>,
+    pub files: Vec<FileStats>,
+}
+
+impl Analysis {
+    pub fn snapshot_of(&self, profile: Option<&str>) -> &AuthSnapshot {
+        snapshot_in(&self.homes, profile)
+    }
+}
+
+fn snapshot_in<'h>(homes: &'h [HomeState], profile: Option<&str>) -> &'h AuthSnapshot {
+    static EMPTY: AuthSnapshot = AuthSnapshot {
+        active_provider: None,
+        pools: Vec::new(),
+    };
+    homes
+        .iter()
+        .find(|home| home.target.profile.as_deref() == profile)
+        .map_or(&EMPTY, |home| &home.snapshot)
+}
+
+/// Reads every selected home; with `read_logs` false only auth.json and config.yaml.
+pub fn analyse(settings: &Settings, read_logs: bool) -> anyhow::Result<Analysis> {
+    let mut homes = Vec::new();
+    for target in &settings.targets {
+        let snapshot = auth_store::read(&target.auth_json())?;
+        let config_path = target.config_yaml();
+        let config_text = match std::fs::read_to_string(&config_path) {
+            Ok(text) => Some(text),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            Err(error) => {
+                return Err(error)
+                    .with_context(|| format!("{}: cannot read", config_path.display()));
+            }
+        };
+        let compression_provider =
+            compaction::compression_provider(config_text.as_deref(), &snapshot)
+                .map_err(|error| anyhow::anyhow!("{}: {error}", config_path.display()))?;
+        homes.push(HomeState {
+            target: target.clone(),
+            snapshot,
+            compression_provider,
+        });
+    }
+    let mut events = Vec::new();
+    let mut files = Vec::new();
+    if read_logs {
+        for target in &settings.targets {
+            for log in LOG_FILES {
+                for path in log_files_oldest_first(&target.logs(), log) {
+                    let display = display_path(&settings.root, &path);
+                    let stats = scan_file(
+                        settings,
+                        target.profile.as_deref(),
+                        &path,
+                        &display,
+                        log,
+                        &mut events,
+                    )?;
+                    files.push(FileStats {
+                        profile: target.profile.clone(),
+                        file: display,
+                        stats,
+                    });
+                }
+            }
+        }
+    }
+    let events = drop_copies(events);
+    let attributions = attribute(
+        &events,
+        |profile| snapshot_in(&homes, profile),
+        settings.windows,
+    );
+    let actions = decide(
+        &events,
+        &attributions,
+        |profile| snapshot_in(&homes, profile),
+        settings.semantics(),
+        settings.now_seconds(),
+    );
+    Ok(Analysis {
+        homes,
+        events,
+        attributions,
+        actions,
+        files,
+    })
+}
+
+fn scan_file(
+    settings: &Settings,
+    profile: Option<&str>,
+    path: &Path,
+    display: &str,
+    log: &str,
+    events: &mut Vec<Event>,
+) -> anyhow::Result<ScanStats> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        // Rotated away between listing and opening: its lines are in the next backup.
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(ScanStats::default());
+        }
+        Err(error) => {
+            return Err(error).with_context(|| format!("{}: cannot open", path.display()));
+        }
+    };
+    let mut scanner = LogScanner::new(&settings.rules, log, settings.max_line);
+    let mut buffer = vec![0; CHUNK_BYTES];
+    let mut hits = Vec::new();
+    loop {
+        let read = file
+            .read(&mut buffer)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        if read == 0 {
+            break;
+        }
+        scanner.feed(&buffer[..read], &mut hits);
+        events.extend(
+            hits.drain(..)
+                .map(|hit| Event::from_hit(&hit, profile, display, log, &settings.zone)),
+        );
+    }
+    scanner.finish(&mut hits);
+    events.extend(
+        hits.drain(..)
+            .map(|hit| Event::from_hit(&hit, profile, display, log, &settings.zone)),
+    );
+    Ok(scanner.stats())
+}
+
+fn display_path(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned()
+}

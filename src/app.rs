@@ -1,0 +1,314 @@
+//! The commands: flags in, validated settings built once, the shared pipeline run, output out.
+//!
+//! Exit status is decided here and nowhere else: 0 success, 1 runtime failure, 2 bad usage,
+//! bad configuration or bad rules.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use crate::analysis::{self, Settings};
+use crate::cli::{Cli, Command, GlobalArgs, RulesCommand, ScanFormat, StatusFormat};
+use crate::config::{self, WardenConfig};
+use crate::hermes_version::{self, HermesVersion};
+use crate::home;
+use crate::logscan::LogScanner;
+use crate::report;
+use crate::rules::{self, RuleSet, RuleSource};
+use crate::secrets::scrub;
+
+/// A failure and the exit status it means.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    fn usage(error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            code: 2,
+            error: error.into(),
+        }
+    }
+
+    fn runtime(error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            code: 1,
+            error: error.into(),
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    let root = home::root(cli.global.hermes_home.as_deref()).map_err(Failure::usage)?;
+    let config = load_config(&cli.global, &root)?;
+    let rules = load_rules(&cli.global, &root)?;
+    match cli.command {
+        Command::Rules(RulesCommand::Check) => rules_check(&rules),
+        Command::Rules(RulesCommand::Test { input, log }) => {
+            rules_test(&rules, &input, &log, config.max_line_bytes)
+        }
+        Command::Scan { format } => {
+            let settings = settings(&cli.global, root, rules, &config)?;
+            scan(&settings, format)
+        }
+        Command::Watch {
+            dry_run: _,
+            listen: _,
+        } => {
+            eprintln!(
+                "hermes-warden: following the logs is not built yet; running one dry-run scan instead"
+            );
+            let settings = settings(&cli.global, root, rules, &config)?;
+            scan(&settings, ScanFormat::Table)
+        }
+        Command::Status { format } => {
+            let settings = settings(&cli.global, root, rules, &config)?;
+            status(&settings, format)
+        }
+    }
+}
+
+fn load_config(global: &GlobalArgs, root: &Path) -> Result<WardenConfig, Failure> {
+    match &global.config {
+        Some(path) => config::load(path, true),
+        None => config::load(&root.join("warden.toml"), false),
+    }
+    .map_err(Failure::usage)
+}
+
+fn load_rules(global: &GlobalArgs, root: &Path) -> Result<RuleSet, Failure> {
+    let mut sources = rules::builtin_sources();
+    sources.extend(rule_files(&root.join("warden").join("rules.d"), 1, false)?);
+    if let Some(dir) = &global.rules {
+        sources.extend(rule_files(dir, 2, true)?);
+    }
+    rules::load_rule_set(&sources).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        Failure::usage(anyhow::anyhow!("invalid rules:\n{}", lines.join("\n")))
+    })
+}
+
+/// The `*.toml` files of `dir` in name order; a missing directory is fine unless `required`.
+fn rule_files(dir: &Path, layer: u8, required: bool) -> Result<Vec<RuleSource>, Failure> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound && !required => {
+            return Ok(Vec::new());
+        }
+        Err(error) => {
+            return Err(Failure::usage(anyhow::anyhow!(
+                "{}: {error}",
+                dir.display()
+            )));
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|error| Failure::usage(anyhow::anyhow!("{}: {error}", path.display())))?;
+            Ok(RuleSource {
+                name: path.display().to_string(),
+                text,
+                layer,
+            })
+        })
+        .collect()
+}
+
+fn settings(
+    global: &GlobalArgs,
+    root: PathBuf,
+    rules: RuleSet,
+    config: &WardenConfig,
+) -> Result<Settings, Failure> {
+    let targets = home::targets(&root, global.profile.as_deref(), global.all_profiles)
+        .map_err(Failure::usage)?;
+    let zone = match global.tz.as_deref().or(config.timezone.as_deref()) {
+        Some(name) => TimeZone::get(name)
+            .with_context(|| format!("unknown time zone {name:?}"))
+            .map_err(Failure::usage)?,
+        None => TimeZone::system(),
+    };
+    let hermes_version = match global
+        .hermes_version
+        .as_deref()
+        .or(config.hermes_version.as_deref())
+    {
+        Some(text) => Some(
+            HermesVersion::parse(text)
+                .with_context(|| format!("{text:?} is not a Hermes version"))
+                .map_err(Failure::usage)?,
+        ),
+        None => hermes_version::detect(config.hermes_bin.as_deref()),
+    };
+    let now = match &global.now {
+        Some(text) => text
+            .parse::<Timestamp>()
+            .with_context(|| format!("{text:?} is not an RFC 3339 time"))
+            .map_err(Failure::usage)?,
+        None => Timestamp::now(),
+    };
+    Ok(Settings {
+        root,
+        targets,
+        rules,
+        zone,
+        hermes_version,
+        windows: config.windows(),
+        max_line: config.max_line_bytes,
+        now,
+    })
+}
+
+fn scan(settings: &Settings, format: ScanFormat) -> Result<(), Failure> {
+    let analysis = analysis::analyse(settings, true).map_err(Failure::runtime)?;
+    let report = report::build(settings, &analysis);
+    let text = match format {
+        ScanFormat::Table => report::to_table(&report, true),
+        ScanFormat::Json => report::to_json(&report),
+        ScanFormat::Markdown => report::to_markdown(&report),
+    };
+    print(&text)
+}
+
+fn status(settings: &Settings, format: StatusFormat) -> Result<(), Failure> {
+    let analysis = analysis::analyse(settings, false).map_err(Failure::runtime)?;
+    let report = report::build(settings, &analysis);
+    let text = match format {
+        StatusFormat::Table => report::to_table(&report, false),
+        StatusFormat::Json => report::to_json(&report),
+    };
+    print(&text)
+}
+
+fn rules_check(rules: &RuleSet) -> Result<(), Failure> {
+    let (failures, samples) = rules::check_samples(rules);
+    for failure in &failures {
+        eprintln!("{failure}");
+    }
+    if !failures.is_empty() {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "{} of {samples} samples failed",
+            failures.len()
+        )));
+    }
+    print(&format!(
+        "{} rules, {samples} samples: all passed\n",
+        rules.rules().len()
+    ))
+}
+
+fn rules_test(rules: &RuleSet, input: &str, log: &str, max_line: usize) -> Result<(), Failure> {
+    let mut reader: Box<dyn Read> = if input == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(
+            std::fs::File::open(input)
+                .with_context(|| format!("{input}: cannot open"))
+                .map_err(Failure::usage)?,
+        )
+    };
+    let mut scanner = LogScanner::new(rules, log, max_line);
+    let mut hits = Vec::new();
+    let mut buffer = vec![0; 1 << 20];
+    loop {
+        let read = reader
+            .read(&mut buffer)
+            .with_context(|| format!("{input}: cannot read"))
+            .map_err(Failure::runtime)?;
+        if read == 0 {
+            break;
+        }
+        scanner.feed(&buffer[..read], &mut hits);
+    }
+    scanner.finish(&mut hits);
+    let mut out = String::new();
+    let mut matched_lines = std::collections::BTreeSet::new();
+    for hit in &hits {
+        matched_lines.insert(hit.line);
+        let fields = &hit.matched.fields;
+        let captures: Vec<String> = fields
+            .captures
+            .iter()
+            .filter(|(name, _)| name.as_str() != "payload")
+            .map(|(name, value)| format!("{name}={}", scrub(&shorten(value))))
+            .collect();
+        let rule = hit.matched.rule;
+        out.push_str(&format!(
+            "line {}: {} -> {} (action {}, severity {})\n    status={} reason={} captures: {}\n",
+            hit.line,
+            rule.id,
+            rule.kind.as_str(),
+            match rule.action {
+                rules::Action::MarkDead => "mark_dead",
+                rules::Action::None => "none",
+            },
+            format!("{:?}", rule.severity).to_lowercase(),
+            fields.status.map_or("-".into(), |s| s.to_string()),
+            fields
+                .reason
+                .as_deref()
+                .map_or("-".into(), |r| scrub(r).into_owned()),
+            if captures.is_empty() {
+                "-".into()
+            } else {
+                captures.join(" ")
+            },
+        ));
+    }
+    let stats = scanner.stats();
+    out.push_str(&format!(
+        "\nLines: {} lines, {} matched, {} not matched ({} candidate lines held a rule's literal)\n",
+        stats.lines,
+        matched_lines.len(),
+        stats.lines - matched_lines.len() as u64,
+        stats.candidate_lines,
+    ));
+    if stats.cut_lines > 0 {
+        out.push_str(&format!(
+            "       {} lines longer than {max_line} bytes were cut\n",
+            stats.cut_lines
+        ));
+    }
+    out.push_str("Rules:\n");
+    for rule in rules.rules() {
+        let count = hits
+            .iter()
+            .filter(|hit| hit.matched.rule.id == rule.id)
+            .count();
+        out.push_str(&format!("  {count:>7}  {}\n", rule.id));
+    }
+    print(&out)
+}
+
+fn shorten(text: &str) -> String {
+    const MAX: usize = 120;
+    match text.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+fn print(text: &str) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(error) => Err(Failure::runtime(error)),
+    }
+}

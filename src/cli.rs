@@ -1,0 +1,105 @@
+//! The command line as typed: raw flags only. `app` turns them into validated settings.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hermes-warden",
+    version,
+    about = "Finds revoked Hermes Agent credentials in the logs and takes them out of rotation"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The Hermes home (default: $HERMES_HOME, else ~/.hermes)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub hermes_home: Option<PathBuf>,
+    /// Look at the profile <home>/profiles/NAME instead of the root
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        conflicts_with = "all_profiles"
+    )]
+    pub profile: Option<String>,
+    /// Look at the root and every profile
+    #[arg(long, global = true)]
+    pub all_profiles: bool,
+    /// Configuration file (default: <home>/warden.toml, if present)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// More rule files (*.toml) that add or replace rules by id
+    #[arg(long, global = true, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+    /// Time zone of the Hermes log times (default: the system's)
+    #[arg(long, global = true, value_name = "ZONE")]
+    pub tz: Option<String>,
+    /// The Hermes version whose rules apply (default: found from the installed `hermes`)
+    #[arg(long, global = true, value_name = "X.Y.Z")]
+    pub hermes_version: Option<String>,
+    /// Pretend the time is this RFC 3339 instant (reproducible reports)
+    #[arg(long, global = true, hide = true, value_name = "TIME")]
+    pub now: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScanFormat {
+    Table,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Follow the logs and keep revoked credentials out of rotation (for now: one dry-run scan)
+    Watch {
+        /// Run the whole pipeline but write nothing to auth.json
+        #[arg(long)]
+        dry_run: bool,
+        /// Address for /metrics
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9745")]
+        listen: String,
+    },
+    /// One pass over the current and rotated logs and auth.json: what happened, what would be done
+    Scan {
+        #[arg(long, value_enum, default_value_t = ScanFormat::Table)]
+        format: ScanFormat,
+    },
+    /// Every credential of every pool: state, reason, since when, time left, compaction risk
+    Status {
+        #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
+        format: StatusFormat,
+    },
+    /// Check or try the rules
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Load and validate every rule and run every rule's samples
+    Check,
+    /// Run log lines through the rules and show what matched (like fail2ban-regex)
+    Test {
+        /// A log file, or - for standard input
+        #[arg(default_value = "-")]
+        input: String,
+        /// Which Hermes log the lines come from (selects the rules that apply)
+        #[arg(long, default_value = "errors.log", value_parser = ["errors.log", "agent.log"])]
+        log: String,
+    },
+}

@@ -1,0 +1,130 @@
+//! The warden's own optional configuration, `<hermes home>/warden.toml` or `--config FILE`.
+//!
+//! Everything has a default and the program runs without the file. Unknown keys and bad
+//! values are errors naming the file and line, so a typo never silently changes behaviour.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::attribute::Windows;
+use crate::logscan::DEFAULT_MAX_LINE;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WardenConfig {
+    /// The Hermes version whose rules apply (`"0.15.0"`); found from the installation when unset.
+    pub hermes_version: Option<String>,
+    /// The `hermes` program to ask for its version; `hermes` on PATH when unset.
+    pub hermes_bin: Option<PathBuf>,
+    /// A line naming a credential pairs with a payload line of the same session within this many seconds.
+    pub pair_window_seconds: f64,
+    /// A recorded error in auth.json agrees with a log line within this many seconds.
+    pub correlation_window_seconds: f64,
+    /// Lines longer than this are cut (and counted).
+    pub max_line_bytes: usize,
+    /// The time zone Hermes wrote its log times in (IANA name); the system's when unset.
+    pub timezone: Option<String>,
+}
+
+impl Default for WardenConfig {
+    fn default() -> Self {
+        let windows = Windows::default();
+        WardenConfig {
+            hermes_version: None,
+            hermes_bin: None,
+            pair_window_seconds: windows.pair_seconds,
+            correlation_window_seconds: windows.correlation_seconds,
+            max_line_bytes: DEFAULT_MAX_LINE,
+            timezone: None,
+        }
+    }
+}
+
+impl WardenConfig {
+    pub fn windows(&self) -> Windows {
+        Windows {
+            pair_seconds: self.pair_window_seconds,
+            correlation_seconds: self.correlation_window_seconds,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}:{line}: {message}")]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub line: usize,
+    pub message: String,
+}
+
+/// Reads the config file; a missing default file is the defaults, a missing `--config` is an error.
+pub fn load(path: &Path, required: bool) -> Result<WardenConfig, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound && !required => {
+            return Ok(WardenConfig::default());
+        }
+        Err(error) => {
+            return Err(ConfigError {
+                path: path.to_owned(),
+                line: 0,
+                message: error.to_string(),
+            });
+        }
+    };
+    parse(path, &text)
+}
+
+pub fn parse(path: &Path, text: &str) -> Result<WardenConfig, ConfigError> {
+    let config: WardenConfig = toml::from_str(text).map_err(|error| ConfigError {
+        path: path.to_owned(),
+        line: error
+            .span()
+            .map_or(1, |span| 1 + text[..span.start].matches('\n').count()),
+        message: error.message().to_owned(),
+    })?;
+    let invalid = |message: &str| ConfigError {
+        path: path.to_owned(),
+        line: 1,
+        message: message.to_owned(),
+    };
+    if !(config.pair_window_seconds >= 0.0 && config.correlation_window_seconds >= 0.0) {
+        return Err(invalid("windows must be zero or more seconds"));
+    }
+    if config.max_line_bytes < 1024 {
+        return Err(invalid("max_line_bytes must be at least 1024"));
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        assert_eq!(
+            parse(Path::new("w.toml"), "").unwrap(),
+            WardenConfig::default()
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_line() {
+        let error = parse(
+            Path::new("w.toml"),
+            "pair_window_seconds = 2.0\ncorelation_window_seconds = 3.0\n",
+        )
+        .unwrap_err();
+        assert_eq!(error.line, 2);
+        assert!(error.to_string().starts_with("w.toml:2:"), "{error}");
+    }
+
+    #[test]
+    fn missing_optional_file_is_fine_but_missing_required_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load(&dir.path().join("warden.toml"), false).is_ok());
+        assert!(load(&dir.path().join("warden.toml"), true).is_err());
+    }
+}

@@ -1,0 +1,529 @@
+//! Reports of a pass: the contract's JSON, a terminal table, and markdown for bug reports.
+//!
+//! The JSON keys are a contract shared with dashboards and outside checks (see the design
+//! notes). Every free text that came from a log or auth.json goes through `secrets::scrub`;
+//! secrets themselves never reach this module.
+
+use std::fmt::Write as _;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde::Serialize;
+
+use crate::analysis::{Analysis, Settings};
+use crate::attribute::{AttributionKind, CredentialRef};
+use crate::availability::availability;
+use crate::compaction::{self, CompactionRisk};
+use crate::decide::ActionResult;
+use crate::rules::FindingKind;
+use crate::secrets::scrub;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub hermes_home: String,
+    pub generated_at: String,
+    pub hermes_version: Option<String>,
+    pub warden_version: &'static str,
+    pub events: Vec<EventRow>,
+    pub actions: Vec<ActionRow>,
+    pub credentials: Vec<CredentialRow>,
+    pub compaction: Vec<CompactionRisk>,
+    pub files: Vec<FileRow>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventRow {
+    pub file: String,
+    pub line: u64,
+    pub timestamp: Option<String>,
+    pub rule: String,
+    pub kind: FindingKind,
+    pub provider: Option<String>,
+    pub status: Option<u16>,
+    pub reason: Option<String>,
+    pub profile: Option<String>,
+    pub session: Option<String>,
+    pub credential: Option<CredentialRef>,
+    pub attribution: AttributionKind,
+    /// The line that named the credential, for a pairing.
+    pub named_by: Option<String>,
+    /// Why an event is unattributed.
+    pub unattributed_because: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ActionRow {
+    pub profile: Option<String>,
+    pub provider: String,
+    pub credential_id: String,
+    pub label: Option<String>,
+    pub action: &'static str,
+    pub rule: String,
+    pub reason: Option<String>,
+    pub result: ActionResult,
+    /// `file:line` of the event that decided it.
+    pub evidence: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CredentialRow {
+    pub profile: Option<String>,
+    pub provider: String,
+    pub id: String,
+    pub label: Option<String>,
+    pub source: Option<String>,
+    pub state: Option<&'static str>,
+    pub reason: Option<String>,
+    pub since: Option<String>,
+    pub available_in_seconds: Option<u64>,
+    pub fingerprint: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FileRow {
+    pub profile: Option<String>,
+    pub file: String,
+    pub lines: u64,
+    pub bytes: u64,
+    pub cut_lines: u64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    pub events: usize,
+    pub credential_failures: usize,
+    pub unattributed_failures: usize,
+    pub compaction_failures: usize,
+    pub would_apply: usize,
+    pub already_dead: usize,
+    pub compaction_at_risk: usize,
+}
+
+pub fn build(settings: &Settings, analysis: &Analysis) -> Report {
+    let zone = &settings.zone;
+    let mut events: Vec<(Option<f64>, EventRow)> = analysis
+        .events
+        .iter()
+        .zip(&analysis.attributions)
+        .map(|(event, attribution)| {
+            let row = EventRow {
+                file: event.file.clone(),
+                line: event.line,
+                timestamp: event
+                    .time
+                    .as_ref()
+                    .map(|time| format_time(time.timestamp(), zone)),
+                rule: event.rule.clone(),
+                kind: event.kind,
+                provider: event
+                    .provider
+                    .clone()
+                    .or_else(|| attribution.credential.as_ref().map(|c| c.provider.clone())),
+                status: event.status,
+                reason: event.reason.as_deref().map(|r| scrub(r).into_owned()),
+                profile: event.profile.clone(),
+                session: event.session.clone(),
+                credential: attribution.credential.as_ref().map(scrubbed_ref),
+                attribution: attribution.kind,
+                named_by: attribution.via.clone(),
+                unattributed_because: attribution.why.as_deref().map(|w| scrub(w).into_owned()),
+            };
+            (event.epoch_seconds(), row)
+        })
+        .collect();
+    events.sort_by(|(a_time, a), (b_time, b)| {
+        (&a.profile, a_time.unwrap_or(f64::MIN), &a.file, a.line)
+            .partial_cmp(&(&b.profile, b_time.unwrap_or(f64::MIN), &b.file, b.line))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let events: Vec<EventRow> = events.into_iter().map(|(_, row)| row).collect();
+    let actions: Vec<ActionRow> = analysis
+        .actions
+        .iter()
+        .map(|action| {
+            let event = &analysis.events[action.event];
+            ActionRow {
+                profile: action.profile.clone(),
+                provider: action.credential.provider.clone(),
+                credential_id: action.credential.id.clone(),
+                label: action
+                    .credential
+                    .label
+                    .as_deref()
+                    .map(|l| scrub(l).into_owned()),
+                action: "mark_dead",
+                rule: action.rule.clone(),
+                reason: action.reason.as_deref().map(|r| scrub(r).into_owned()),
+                result: action.result,
+                evidence: format!("{}:{}", event.file, event.line),
+            }
+        })
+        .collect();
+    let now = settings.now_seconds();
+    let semantics = settings.semantics();
+    let mut credentials = Vec::new();
+    let mut compaction = Vec::new();
+    for home in &analysis.homes {
+        let profile = home.target.profile.clone();
+        for pool in &home.snapshot.pools {
+            for entry in &pool.entries {
+                let state = availability(entry, semantics, now);
+                credentials.push(CredentialRow {
+                    profile: profile.clone(),
+                    provider: pool.provider.clone(),
+                    id: entry.id.clone(),
+                    label: entry.label.as_deref().map(|l| scrub(l).into_owned()),
+                    source: entry.source.clone(),
+                    state: state.state.map(|s| s.as_str()),
+                    reason: state.reason.as_deref().map(|r| scrub(r).into_owned()),
+                    since: state
+                        .since
+                        .and_then(|at| Timestamp::from_millisecond((at * 1000.0) as i64).ok())
+                        .map(|t| format_time(t, zone)),
+                    available_in_seconds: state.available_in_seconds.map(|s| s.ceil() as u64),
+                    fingerprint: entry.fingerprint.clone(),
+                });
+            }
+        }
+        if let Some(provider) = &home.compression_provider {
+            compaction.push(compaction::risk(
+                profile.as_deref(),
+                provider,
+                &home.snapshot,
+                semantics,
+                now,
+            ));
+        }
+    }
+    let failures = || events.iter().filter(|e| e.kind.is_credential_failure());
+    let summary = Summary {
+        events: events.len(),
+        credential_failures: failures().count(),
+        unattributed_failures: failures()
+            .filter(|e| e.attribution == AttributionKind::Unattributed)
+            .count(),
+        compaction_failures: events
+            .iter()
+            .filter(|e| e.kind == FindingKind::CompactionFailure)
+            .count(),
+        would_apply: actions
+            .iter()
+            .filter(|a| a.result == ActionResult::WouldApply)
+            .count(),
+        already_dead: actions
+            .iter()
+            .filter(|a| a.result == ActionResult::AlreadyDead)
+            .count(),
+        compaction_at_risk: compaction.iter().filter(|c| c.at_risk).count(),
+    };
+    Report {
+        hermes_home: settings.root.display().to_string(),
+        generated_at: format_time(settings.now, zone),
+        hermes_version: settings.hermes_version.map(|v| v.to_string()),
+        warden_version: env!("CARGO_PKG_VERSION"),
+        events,
+        actions,
+        credentials,
+        compaction,
+        files: analysis
+            .files
+            .iter()
+            .map(|f| FileRow {
+                profile: f.profile.clone(),
+                file: f.file.clone(),
+                lines: f.stats.lines,
+                bytes: f.stats.bytes,
+                cut_lines: f.stats.cut_lines,
+            })
+            .collect(),
+        summary,
+    }
+}
+
+fn scrubbed_ref(credential: &CredentialRef) -> CredentialRef {
+    CredentialRef {
+        label: credential.label.as_deref().map(|l| scrub(l).into_owned()),
+        ..credential.clone()
+    }
+}
+
+fn format_time(timestamp: Timestamp, zone: &TimeZone) -> String {
+    timestamp
+        .to_zoned_datetime(zone.clone())
+        .strftime("%Y-%m-%dT%H:%M:%S%.3f%:z")
+        .to_string()
+}
+
+pub fn to_json(report: &Report) -> String {
+    serde_json::to_string_pretty(report).expect("reports serialise") + "\n"
+}
+
+fn or_dash(value: Option<&str>) -> String {
+    value.unwrap_or("-").to_owned()
+}
+
+fn profile_name(profile: &Option<String>) -> String {
+    profile.clone().unwrap_or_else(|| "(root)".into())
+}
+
+fn credential_name(credential: &Option<CredentialRef>) -> String {
+    credential.as_ref().map_or("-".into(), |c| match &c.label {
+        Some(label) => format!("{}/{} ({label})", c.provider, c.id),
+        None => format!("{}/{}", c.provider, c.id),
+    })
+}
+
+struct Section {
+    title: &'static str,
+    headers: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+fn sections(report: &Report, include_logs: bool) -> Vec<Section> {
+    let mut sections = Vec::new();
+    if include_logs {
+        sections.push(Section {
+            title: "Events",
+            headers: vec![
+                "TIME",
+                "PROFILE",
+                "FILE:LINE",
+                "RULE",
+                "PROVIDER",
+                "STATUS",
+                "REASON",
+                "CREDENTIAL",
+                "ATTRIBUTION",
+            ],
+            rows: report
+                .events
+                .iter()
+                .map(|e| {
+                    vec![
+                        or_dash(e.timestamp.as_deref()),
+                        profile_name(&e.profile),
+                        format!("{}:{}", e.file, e.line),
+                        e.rule.clone(),
+                        or_dash(e.provider.as_deref()),
+                        e.status.map_or("-".into(), |s| s.to_string()),
+                        or_dash(e.reason.as_deref()),
+                        credential_name(&e.credential),
+                        match (&e.named_by, &e.unattributed_because) {
+                            (Some(via), _) => {
+                                format!("{} via {via}", attribution_name(e.attribution))
+                            }
+                            (_, Some(why)) => format!("{}: {why}", attribution_name(e.attribution)),
+                            _ => attribution_name(e.attribution).into(),
+                        },
+                    ]
+                })
+                .collect(),
+        });
+        sections.push(Section {
+            title: "Actions",
+            headers: vec![
+                "PROFILE",
+                "CREDENTIAL",
+                "ACTION",
+                "RULE",
+                "REASON",
+                "RESULT",
+                "EVIDENCE",
+            ],
+            rows: report
+                .actions
+                .iter()
+                .map(|a| {
+                    vec![
+                        profile_name(&a.profile),
+                        credential_name(&Some(CredentialRef {
+                            provider: a.provider.clone(),
+                            id: a.credential_id.clone(),
+                            label: a.label.clone(),
+                        })),
+                        a.action.into(),
+                        a.rule.clone(),
+                        or_dash(a.reason.as_deref()),
+                        result_name(a.result).into(),
+                        a.evidence.clone(),
+                    ]
+                })
+                .collect(),
+        });
+    }
+    sections.push(Section {
+        title: "Credentials",
+        headers: vec![
+            "PROFILE",
+            "PROVIDER",
+            "ID",
+            "LABEL",
+            "SOURCE",
+            "STATE",
+            "REASON",
+            "SINCE",
+            "USABLE IN",
+        ],
+        rows: report
+            .credentials
+            .iter()
+            .map(|c| {
+                vec![
+                    profile_name(&c.profile),
+                    c.provider.clone(),
+                    c.id.clone(),
+                    or_dash(c.label.as_deref()),
+                    or_dash(c.source.as_deref()),
+                    c.state.unwrap_or("unknown").into(),
+                    or_dash(c.reason.as_deref()),
+                    or_dash(c.since.as_deref()),
+                    c.available_in_seconds.map_or("-".into(), format_duration),
+                ]
+            })
+            .collect(),
+    });
+    sections.push(Section {
+        title: "Compaction",
+        headers: vec!["PROFILE", "PROVIDER", "USABLE CREDENTIALS", "AT RISK"],
+        rows: report
+            .compaction
+            .iter()
+            .map(|c| {
+                vec![
+                    profile_name(&c.profile),
+                    c.provider.clone(),
+                    c.usable_credentials.to_string(),
+                    if c.at_risk { "YES".into() } else { "no".into() },
+                ]
+            })
+            .collect(),
+    });
+    sections
+}
+
+fn attribution_name(kind: AttributionKind) -> &'static str {
+    match kind {
+        AttributionKind::Named => "named",
+        AttributionKind::Correlated => "correlated",
+        AttributionKind::Unattributed => "unattributed",
+    }
+}
+
+fn result_name(result: ActionResult) -> &'static str {
+    match result {
+        ActionResult::WouldApply => "would_apply",
+        ActionResult::AlreadyDead => "already_dead",
+    }
+}
+
+fn format_duration(seconds: u64) -> String {
+    match seconds {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s if s < 86_400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        s => format!("{}d{:02}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+fn summary_line(report: &Report) -> String {
+    let s = &report.summary;
+    format!(
+        "{} events, {} credential failures ({} unattributed), {} compaction failures; {} would be marked dead, {} already dead; {} compaction providers at risk",
+        s.events,
+        s.credential_failures,
+        s.unattributed_failures,
+        s.compaction_failures,
+        s.would_apply,
+        s.already_dead,
+        s.compaction_at_risk
+    )
+}
+
+/// Aligned columns for a terminal.
+pub fn to_table(report: &Report, include_logs: bool) -> String {
+    let mut out = format!(
+        "Hermes home {} (Hermes {}), {}\n",
+        report.hermes_home,
+        report
+            .hermes_version
+            .as_deref()
+            .unwrap_or("version unknown"),
+        report.generated_at
+    );
+    for section in sections(report, include_logs) {
+        let _ = writeln!(out, "\n{}", section.title.to_uppercase());
+        if section.rows.is_empty() {
+            out.push_str("  (none)\n");
+            continue;
+        }
+        let widths: Vec<usize> = (0..section.headers.len())
+            .map(|i| {
+                section
+                    .rows
+                    .iter()
+                    .map(|row| row[i].chars().count())
+                    .chain([section.headers[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let render = |cells: Vec<&str>| {
+            let line: Vec<String> = cells
+                .iter()
+                .zip(&widths)
+                .map(|(cell, width)| format!("{cell:<width$}"))
+                .collect();
+            line.join("  ").trim_end().to_owned() + "\n"
+        };
+        out.push_str(&render(section.headers.clone()));
+        for row in &section.rows {
+            out.push_str(&render(row.iter().map(String::as_str).collect()));
+        }
+    }
+    if include_logs {
+        let _ = writeln!(out, "\n{}", summary_line(report));
+    }
+    out
+}
+
+/// A report to paste into a bug report or an issue.
+pub fn to_markdown(report: &Report) -> String {
+    let mut out = String::from("# hermes-warden scan\n\n");
+    let _ = writeln!(out, "- Hermes home: `{}`", report.hermes_home);
+    let _ = writeln!(
+        out,
+        "- Hermes version: {}",
+        report.hermes_version.as_deref().unwrap_or("unknown")
+    );
+    let _ = writeln!(out, "- hermes-warden: {}", report.warden_version);
+    let _ = writeln!(out, "- Generated: {}", report.generated_at);
+    let _ = writeln!(out, "\n**Summary:** {}.", summary_line(report));
+    for section in sections(report, true) {
+        let _ = writeln!(out, "\n## {}\n", section.title);
+        if section.rows.is_empty() {
+            out.push_str("None.\n");
+            continue;
+        }
+        let cell = |text: &str| text.replace('|', "\\|");
+        let _ = writeln!(out, "| {} |", section.headers.join(" | "));
+        let _ = writeln!(out, "|{}", "---|".repeat(section.headers.len()));
+        for row in &section.rows {
+            let cells: Vec<String> = row.iter().map(|c| cell(c)).collect();
+            let _ = writeln!(out, "| {} |", cells.join(" | "));
+        }
+    }
+    if !report.files.is_empty() {
+        out.push_str(
+            "\n## Files read\n\n| FILE | LINES | BYTES | CUT LINES |\n|---|---|---|---|\n",
+        );
+        for file in &report.files {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                file.file, file.lines, file.bytes, file.cut_lines
+            );
+        }
+    }
+    out
+}
