@@ -101,7 +101,7 @@ pub fn log_files_oldest_first(logs: &Path, base: &str) -> Vec<PathBuf> {
             Some((number, entry.path()))
         })
         .collect();
-    backups.sort_by(|a, b| b.0.cmp(&a.0));
+    backups.sort_by_key(|(number, _)| std::cmp::Reverse(*number));
     let mut files: Vec<PathBuf> = backups.into_iter().map(|(_, path)| path).collect();
     let live = logs.join(base);
     if live.is_file() {

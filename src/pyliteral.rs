@@ -950,12 +950,22 @@ fn push_char(buf: &mut Vec<u8>, value: u32) {
 /// callers bound.
 fn to_decimal(digits: &str, radix: u32) -> String {
     const BASE: u64 = 1_000_000_000;
-    // Little-endian limbs in base 10^9.
+    // Little-endian limbs in base 10^9, fed a chunk of digits at a time: each chunk is below
+    // 2^32, so `limb * multiplier + carry` stays below 2^62.
+    let chunk = match radix {
+        16 => 8,
+        8 => 10,
+        _ => 32,
+    };
     let mut limbs: Vec<u32> = Vec::new();
-    for d in digits.chars().filter_map(|c| c.to_digit(radix)) {
-        let mut carry = u64::from(d);
+    let values: Vec<u32> = digits.chars().filter_map(|c| c.to_digit(radix)).collect();
+    for group in values.rchunks(chunk).rev() {
+        let multiplier = u64::from(radix).pow(group.len() as u32);
+        let mut carry = group
+            .iter()
+            .fold(0u64, |acc, d| acc * u64::from(radix) + u64::from(*d));
         for limb in &mut limbs {
-            let v = u64::from(*limb) * u64::from(radix) + carry;
+            let v = u64::from(*limb) * multiplier + carry;
             *limb = (v % BASE) as u32;
             carry = v / BASE;
         }
@@ -1100,6 +1110,14 @@ mod tests {
         assert_eq!(
             parse(&format!("0b1{}", "0".repeat(128))).unwrap(),
             num("340282366920938463463374607431768211456")
+        );
+        assert_eq!(
+            parse(&format!("0o{}", "7".repeat(30))).unwrap(),
+            num("1237940039285380274899124223")
+        );
+        assert_eq!(
+            parse(&format!("-0x{}", "f".repeat(40))).unwrap(),
+            num("-1461501637330902918203684832716283019655932542975")
         );
         assert_eq!(
             err("0123").message,

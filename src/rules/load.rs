@@ -71,6 +71,8 @@ struct RawRule {
     #[serde(default)]
     set: BTreeMap<String, String>,
     #[serde(default)]
+    fallback: bool,
+    #[serde(default)]
     must_match: Vec<Spanned<RawSample>>,
     #[serde(default)]
     must_not_match: Vec<Spanned<RawSample>>,
@@ -357,6 +359,7 @@ fn build_rule(
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+        fallback: raw.fallback,
         must_match,
         must_not_match,
         origin,

@@ -169,6 +169,8 @@ pub struct Rule {
     pub when: Vec<(String, Condition)>,
     pub unless: Vec<(String, Condition)>,
     pub set: Vec<(String, String)>,
+    /// Yields nothing on a line where a non-fallback rule of the same kind matched.
+    pub fallback: bool,
     pub must_match: Vec<Sample>,
     pub must_not_match: Vec<Sample>,
     pub origin: Origin,
@@ -355,7 +357,8 @@ impl RuleSet {
         part: LinePart,
         text: &str,
     ) -> Vec<RuleMatch<'_>> {
-        self.set
+        let mut matches: Vec<RuleMatch<'_>> = self
+            .set
             .matches(text)
             .into_iter()
             .map(|index| &self.rules[index])
@@ -373,6 +376,13 @@ impl RuleSet {
                 }
                 Some(RuleMatch { rule, fields })
             })
-            .collect()
+            .collect();
+        let specific_kinds: Vec<FindingKind> = matches
+            .iter()
+            .filter(|m| !m.rule.fallback)
+            .map(|m| m.rule.kind)
+            .collect();
+        matches.retain(|m| !m.rule.fallback || !specific_kinds.contains(&m.rule.kind));
+        matches
     }
 }

@@ -1,0 +1,7 @@
+//! One integration test binary (like ripgrep's): each module covers one area, each test works
+//! in its own temporary directory.
+
+mod cli;
+mod real_hermes;
+mod reports;
+mod util;

@@ -1,0 +1,158 @@
+//! Shared helpers: running the binary, building Hermes homes with the real Hermes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub fn warden() -> assert_cmd::Command {
+    let mut command = assert_cmd::Command::cargo_bin("hermes-warden").expect("binary built");
+    command.env_remove("HERMES_HOME").env("TZ", "UTC");
+    command
+}
+
+fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target/tmp has a parent")
+        .to_owned()
+}
+
+/// The virtual environment with `hermes-agent==version`, or a failure saying how to get it.
+pub fn hermes_venv(version: &str) -> PathBuf {
+    let venv = target_dir().join("hermes-venvs").join(version);
+    assert!(
+        venv.join("bin/python").exists(),
+        "hermes-agent {version} is not installed for the tests ({} is missing).\n\
+         Run ./scripts/test.sh, or tests/hermes/setup_venvs.sh {version}, to install it from PyPI.",
+        venv.display()
+    );
+    venv
+}
+
+/// A Hermes home built by Hermes's own code (tests/hermes/build_home.py).
+pub struct HermesHome {
+    _dir: TempDir,
+    pub root: PathBuf,
+    pub version: String,
+    pub manifest: Value,
+}
+
+impl HermesHome {
+    pub fn build(scenario: &str, version: &str) -> HermesHome {
+        let python = hermes_venv(version).join("bin/python");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("hermes");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hermes/build_home.py");
+        let output = Command::new(&python)
+            .arg(&script)
+            .arg(scenario)
+            .arg(&root)
+            .env("TZ", "UTC")
+            .env_remove("HERMES_HOME")
+            .output()
+            .expect("run build_home.py");
+        assert!(
+            output.status.success(),
+            "build_home.py {scenario} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let manifest: Value = serde_json::from_slice(&output.stdout).expect("manifest is JSON");
+        HermesHome {
+            _dir: dir,
+            root,
+            version: version.to_owned(),
+            manifest,
+        }
+    }
+
+    /// A moment just after the scenario's last step, in RFC 3339.
+    pub fn just_after(&self) -> String {
+        let end = self.manifest["clock"]["end"].as_f64().expect("clock.end");
+        jiff::Timestamp::from_millisecond(((end + 1.0) * 1000.0) as i64)
+            .unwrap()
+            .to_string()
+    }
+
+    /// `scan --format json` with the home's Hermes version; panics with the home's files on failure.
+    pub fn scan(&self, extra: &[&str]) -> Value {
+        self.scan_as(&self.version, extra)
+    }
+
+    /// `scan --format json` read with the rules of Hermes `version`.
+    pub fn scan_as(&self, version: &str, extra: &[&str]) -> Value {
+        let output = warden()
+            .arg("--hermes-home")
+            .arg(&self.root)
+            .args(["--hermes-version", version, "--now", &self.just_after()])
+            .args(extra)
+            .args(["scan", "--format", "json"])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "scan failed: {}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            self.describe()
+        );
+        serde_json::from_slice(&output.stdout).expect("scan prints JSON")
+    }
+
+    /// The home's logs and auth.json, for failure messages.
+    pub fn describe(&self) -> String {
+        let mut text = String::new();
+        for entry in walk(&self.root) {
+            let name = entry
+                .strip_prefix(&self.root)
+                .unwrap()
+                .display()
+                .to_string();
+            if name.ends_with(".log") || name.contains(".log.") || name.ends_with("auth.json") {
+                let body = std::fs::read_to_string(&entry).unwrap_or_default();
+                text.push_str(&format!("--- {name}\n{body}\n"));
+            }
+        }
+        text
+    }
+
+    pub fn credential_id(&self, label: &str, profile: Option<&str>) -> String {
+        self.manifest["credentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["label"] == label && c["profile"].as_str() == profile)
+            .unwrap_or_else(|| panic!("no credential {label} in the manifest: {}", self.manifest))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The events of a scan whose rule is `rule`.
+pub fn events_of<'v>(scan: &'v Value, rule: &str) -> Vec<&'v Value> {
+    scan["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["rule"] == rule)
+        .collect()
+}
+
+pub fn actions(scan: &Value) -> &Vec<Value> {
+    scan["actions"].as_array().unwrap()
+}
