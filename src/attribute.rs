@@ -259,3 +259,183 @@ fn credential_ref(provider: &str, entry: &PoolEntry) -> CredentialRef {
         label: entry.label.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth_store::Pool;
+    use crate::rules::{Action, FindingKind, Severity};
+
+    const T: f64 = 1_780_000_000.0;
+
+    fn entry(id: &str, label: &str) -> PoolEntry {
+        PoolEntry {
+            id: id.into(),
+            label: Some(label.into()),
+            auth_type: None,
+            source: None,
+            last_status: None,
+            last_status_at: None,
+            last_error_code: None,
+            last_error_reason: None,
+            last_error_message: None,
+            last_error_reset_at: None,
+            fingerprint: None,
+        }
+    }
+
+    fn snapshot(entries: Vec<PoolEntry>) -> AuthSnapshot {
+        AuthSnapshot {
+            active_provider: None,
+            pools: vec![Pool {
+                provider: "openai-codex".into(),
+                entries,
+            }],
+        }
+    }
+
+    fn event(kind: FindingKind, at: f64, session: &str) -> Event {
+        Event {
+            profile: None,
+            file: "logs/errors.log".into(),
+            log: "errors.log".into(),
+            line: 1,
+            time: Some(
+                jiff::Timestamp::from_millisecond((at * 1000.0) as i64)
+                    .unwrap()
+                    .to_zoned_datetime(jiff::tz::TimeZone::UTC),
+            ),
+            time_text: None,
+            session: Some(session.into()),
+            logger: None,
+            rule: "r".into(),
+            kind,
+            action: Action::None,
+            severity: Severity::Info,
+            provider: None,
+            label: None,
+            credential_id: None,
+            status: Some(401),
+            reason: Some("token_invalidated".into()),
+        }
+    }
+
+    fn marking(label: &str, at: f64, session: &str) -> Event {
+        Event {
+            label: Some(label.into()),
+            reason: None,
+            kind: FindingKind::CredentialMarked,
+            ..event(FindingKind::CredentialMarked, at, session)
+        }
+    }
+
+    fn run(events: &[Event], snapshot: &AuthSnapshot) -> Vec<Attribution> {
+        attribute(events, |_| snapshot, Windows::default())
+    }
+
+    #[test]
+    fn a_payload_line_pairs_with_the_marking_line_of_its_session() {
+        let pool = snapshot(vec![entry("a1", "alice"), entry("b2", "bob")]);
+        let events = [
+            marking("alice", T, "s1"),
+            event(FindingKind::TerminalAuthFailure, T + 0.01, "s1"),
+        ];
+        let result = run(&events, &pool);
+        assert_eq!(result[1].kind, AttributionKind::Named);
+        assert_eq!(result[1].credential.as_ref().unwrap().id, "a1");
+        assert_eq!(result[1].via.as_deref(), Some("logs/errors.log:1"));
+    }
+
+    #[test]
+    fn other_sessions_and_distant_lines_do_not_pair() {
+        let pool = snapshot(vec![entry("a1", "alice"), entry("b2", "bob")]);
+        for events in [
+            [
+                marking("alice", T, "s2"),
+                event(FindingKind::TerminalAuthFailure, T, "s1"),
+            ],
+            [
+                marking("alice", T - 60.0, "s1"),
+                event(FindingKind::TerminalAuthFailure, T, "s1"),
+            ],
+        ] {
+            assert_eq!(run(&events, &pool)[1].kind, AttributionKind::Unattributed);
+        }
+    }
+
+    #[test]
+    fn two_credentials_named_in_the_window_is_unattributed() {
+        let pool = snapshot(vec![entry("a1", "alice"), entry("b2", "bob")]);
+        let events = [
+            marking("alice", T, "s1"),
+            marking("bob", T + 0.5, "s1"),
+            event(FindingKind::TerminalAuthFailure, T + 1.0, "s1"),
+        ];
+        let result = run(&events, &pool);
+        assert_eq!(result[2].kind, AttributionKind::Unattributed);
+        assert!(result[2].why.as_deref().unwrap().contains("2 credentials"));
+    }
+
+    #[test]
+    fn a_recorded_error_in_auth_json_correlates() {
+        // The compaction path records no reason, only the whole error text.
+        let mut alice = entry("a1", "alice");
+        alice.last_error_code = Some(401);
+        alice.last_status_at = Some(T + 0.2);
+        alice.last_error_message =
+            Some("Error code: 401 - {'error': {'code': 'token_invalidated'}}".into());
+        let mut bob = entry("b2", "bob");
+        bob.last_error_code = Some(429);
+        bob.last_status_at = Some(T);
+        let events = [event(FindingKind::TerminalAuthFailure, T, "s1")];
+        let result = run(&events, &snapshot(vec![alice.clone(), bob]));
+        assert_eq!(result[0].kind, AttributionKind::Correlated);
+        assert_eq!(result[0].credential.as_ref().unwrap().id, "a1");
+        // A disagreeing reason, or a record far from the line, does not correlate.
+        let mut other_reason = alice.clone();
+        other_reason.last_error_message =
+            Some("Error code: 401 - {'error': {'code': 'token_expired'}}".into());
+        assert_eq!(
+            run(&events, &snapshot(vec![other_reason]))[0].kind,
+            AttributionKind::Unattributed
+        );
+        let mut stale = alice.clone();
+        stale.last_status_at = Some(T - 3600.0);
+        assert_eq!(
+            run(&events, &snapshot(vec![stale]))[0].kind,
+            AttributionKind::Unattributed
+        );
+        // Two agreeing records: no guess.
+        let mut twin = alice.clone();
+        twin.id = "c3".into();
+        assert_eq!(
+            run(&events, &snapshot(vec![alice, twin]))[0].kind,
+            AttributionKind::Unattributed
+        );
+    }
+
+    #[test]
+    fn a_named_line_needs_exactly_one_matching_entry() {
+        let mut named = event(FindingKind::DeadByHermes, T, "s1");
+        named.label = Some("alice".into());
+        assert_eq!(
+            run(
+                std::slice::from_ref(&named),
+                &snapshot(vec![entry("a1", "alice")])
+            )[0]
+            .kind,
+            AttributionKind::Named
+        );
+        let twins = snapshot(vec![entry("a1", "alice"), entry("a2", "alice")]);
+        assert_eq!(
+            run(std::slice::from_ref(&named), &twins)[0].kind,
+            AttributionKind::Unattributed
+        );
+        named.label = Some("a1".into());
+        assert_eq!(
+            run(&[named], &twins)[0].credential.as_ref().unwrap().id,
+            "a1",
+            "Hermes logs id[:8] when there is no label"
+        );
+    }
+}

@@ -74,3 +74,142 @@ pub fn decide<'s>(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attribute::AttributionKind;
+    use crate::auth_store::{Pool, PoolEntry};
+    use crate::rules::{FindingKind, Severity};
+
+    fn entry(status: Option<&str>, reset_at: Option<f64>) -> PoolEntry {
+        PoolEntry {
+            id: "a1".into(),
+            label: None,
+            auth_type: None,
+            source: None,
+            last_status: status.map(str::to_owned),
+            last_status_at: Some(NOW),
+            last_error_code: Some(401),
+            last_error_reason: None,
+            last_error_message: None,
+            last_error_reset_at: reset_at,
+            fingerprint: None,
+        }
+    }
+
+    const NOW: f64 = 1_780_000_000.0;
+
+    fn event(action: Action, line: u64) -> Event {
+        Event {
+            profile: None,
+            file: "logs/errors.log".into(),
+            log: "errors.log".into(),
+            line,
+            time: Some(
+                jiff::Timestamp::from_second(NOW as i64 + line as i64)
+                    .unwrap()
+                    .to_zoned_datetime(jiff::tz::TimeZone::UTC),
+            ),
+            time_text: None,
+            session: None,
+            logger: None,
+            rule: format!("rule-{line}"),
+            kind: FindingKind::TerminalAuthFailure,
+            action,
+            severity: Severity::Critical,
+            provider: None,
+            label: None,
+            credential_id: None,
+            status: Some(401),
+            reason: Some("token_revoked".into()),
+        }
+    }
+
+    fn attribution(credential: bool) -> Attribution {
+        Attribution {
+            kind: if credential {
+                AttributionKind::Named
+            } else {
+                AttributionKind::Unattributed
+            },
+            credential: credential.then(|| CredentialRef {
+                provider: "openai-codex".into(),
+                id: "a1".into(),
+                label: None,
+            }),
+            via: None,
+            why: None,
+        }
+    }
+
+    fn run(
+        events: &[Event],
+        attributions: &[Attribution],
+        entry: PoolEntry,
+        semantics: Semantics,
+    ) -> Vec<PlannedAction> {
+        let snapshot = AuthSnapshot {
+            active_provider: None,
+            pools: vec![Pool {
+                provider: "openai-codex".into(),
+                entries: vec![entry],
+            }],
+        };
+        decide(events, attributions, |_| &snapshot, semantics, NOW)
+    }
+
+    #[test]
+    fn one_action_per_credential_from_its_latest_event() {
+        let events = [
+            event(Action::MarkDead, 1),
+            event(Action::MarkDead, 3),
+            event(Action::MarkDead, 2),
+        ];
+        let attributions = [attribution(true), attribution(true), attribution(true)];
+        let actions = run(
+            &events,
+            &attributions,
+            entry(Some("exhausted"), None),
+            Semantics::NoDeadState,
+        );
+        assert_eq!(actions.len(), 1);
+        assert_eq!(actions[0].rule, "rule-3");
+        assert_eq!(actions[0].result, ActionResult::WouldApply);
+    }
+
+    #[test]
+    fn unattributed_or_actionless_events_do_nothing() {
+        let events = [event(Action::MarkDead, 1), event(Action::None, 2)];
+        let attributions = [attribution(false), attribution(true)];
+        assert!(
+            run(
+                &events,
+                &attributions,
+                entry(None, None),
+                Semantics::DeadState
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn already_dead_only_in_a_form_the_version_honours() {
+        let events = [event(Action::MarkDead, 1)];
+        let attributions = [attribution(true)];
+        let result = |entry, semantics| run(&events, &attributions, entry, semantics)[0].result;
+        assert_eq!(
+            result(entry(Some("dead"), None), Semantics::DeadState),
+            ActionResult::AlreadyDead
+        );
+        assert_eq!(
+            result(entry(Some("dead"), None), Semantics::NoDeadState),
+            ActionResult::WouldApply
+        );
+        let forever = Some(NOW + 50.0 * 365.0 * 86_400.0);
+        assert_eq!(
+            result(entry(Some("exhausted"), forever), Semantics::NoDeadState),
+            ActionResult::AlreadyDead
+        );
+    }
+}
