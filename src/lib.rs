@@ -24,3 +24,4 @@ pub mod record;
 pub mod report;
 pub mod rules;
 pub mod secrets;
+pub mod tailer;

@@ -4,4 +4,5 @@
 mod cli;
 mod real_hermes;
 mod reports;
+mod tailer_model;
 mod util;

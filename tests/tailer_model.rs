@@ -1,0 +1,375 @@
+//! The tailer against a model (as Vector tests its file source): random sequences of appends,
+//! partial writes, rename rotations with late writes to the renamed file, copytruncate,
+//! truncation, delete and re-create, and restarts from the checkpoint.
+//!
+//! Properties: no line is delivered twice; the lines of one file arrive in the order they were
+//! written; every line that was on disk (in the live file or a backup) when the tailer was
+//! polled is delivered. Lines written and destroyed between two polls (truncated or deleted
+//! before anyone could read them) may be lost: no reader could have seen them. The remaining
+//! copytruncate window of the tailer's documentation is left out of the generated sequences.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hermes_warden::tailer::{FilePosition, Tailer};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append(u8),
+    /// A line written in two parts with a poll between them.
+    SplitAppend,
+    Poll,
+    Rotate,
+    LateWrite,
+    CopyTruncate,
+    Truncate,
+    DeleteAndRecreate,
+    Restart,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (1u8..4).prop_map(Op::Append),
+        2 => Just(Op::SplitAppend),
+        5 => Just(Op::Poll),
+        2 => Just(Op::Rotate),
+        2 => Just(Op::LateWrite),
+        1 => Just(Op::CopyTruncate),
+        1 => Just(Op::Truncate),
+        1 => Just(Op::DeleteAndRecreate),
+        2 => Just(Op::Restart),
+    ]
+}
+
+/// What is on disk: per name, the lines it holds, each tagged (file lineage, line number).
+#[derive(Default)]
+struct Disk {
+    files: BTreeMap<String, Vec<(u32, u64)>>,
+    live_lineage: u32,
+    next_lineage: u32,
+    /// A rename rotation made `.1` a file a late Hermes process may still write to.
+    late_writes_allowed: bool,
+    /// The live file had no line at the last poll (see the tailer's copytruncate window).
+    live_empty_at_last_poll: bool,
+}
+
+const BACKUPS: u32 = 2;
+
+struct World {
+    dir: tempfile::TempDir,
+    disk: Disk,
+    next_line: u64,
+    tailer: Tailer,
+    clock: Instant,
+    delivered: Vec<(u32, u64)>,
+    must_deliver: HashSet<(u32, u64)>,
+}
+
+impl World {
+    fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("errors.log");
+        World {
+            tailer: Tailer::new(&live, &[], 1 << 20, Duration::from_secs(3600)),
+            dir,
+            disk: Disk::default(),
+            next_line: 0,
+            clock: Instant::now(),
+            delivered: Vec::new(),
+            must_deliver: HashSet::new(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn line_text(lineage: u32, number: u64) -> String {
+        // Unique from the first byte, as Hermes's millisecond timestamps nearly always are.
+        format!(
+            "{number:06} 2026-05-26 10:00:00,000 WARNING root: lineage {lineage} line {number}\n"
+        )
+    }
+
+    fn append_to(&mut self, name: &str, text: &[u8]) {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path(name))
+            .unwrap();
+        file.write_all(text).unwrap();
+    }
+
+    fn write_line(&mut self, name: &str, split: bool) {
+        let lineage = if name == "errors.log" {
+            if !self.disk.files.contains_key(name) {
+                self.disk.next_lineage += 1;
+                self.disk.live_lineage = self.disk.next_lineage;
+            }
+            self.disk.live_lineage
+        } else {
+            self.disk.files[name]
+                .last()
+                .map_or(0, |(lineage, _)| *lineage)
+        };
+        self.next_line += 1;
+        let text = Self::line_text(lineage, self.next_line);
+        // A file is only split after its first line: a file without one has no identity to
+        // recognise a copy by (the documented copytruncate window).
+        let has_first_line = self
+            .disk
+            .files
+            .get(name)
+            .is_some_and(|lines| !lines.is_empty());
+        if split && has_first_line {
+            let (head, tail) = text.as_bytes().split_at(text.len() / 2);
+            self.append_to(name, head);
+            self.poll();
+            self.append_to(name, tail);
+        } else {
+            self.append_to(name, text.as_bytes());
+        }
+        self.disk
+            .files
+            .entry(name.to_owned())
+            .or_default()
+            .push((lineage, self.next_line));
+    }
+
+    /// Hermes's rotation: drop the oldest backup, shift the others, rename the live file.
+    fn shift_backups(&mut self) {
+        let oldest = format!("errors.log.{BACKUPS}");
+        let _ = std::fs::remove_file(self.path(&oldest));
+        self.disk.files.remove(&oldest);
+        for number in (1..BACKUPS).rev() {
+            let from = format!("errors.log.{number}");
+            let to = format!("errors.log.{}", number + 1);
+            if std::fs::rename(self.path(&from), self.path(&to)).is_ok()
+                && let Some(lines) = self.disk.files.remove(&from)
+            {
+                self.disk.files.insert(to, lines);
+            }
+        }
+    }
+
+    fn apply(&mut self, op: &Op) {
+        match op {
+            Op::Append(count) => {
+                for _ in 0..*count {
+                    self.write_line("errors.log", false);
+                }
+            }
+            Op::SplitAppend => self.write_line("errors.log", true),
+            Op::Poll => self.poll(),
+            Op::Rotate => {
+                if !self.disk.files.contains_key("errors.log") {
+                    return;
+                }
+                self.shift_backups();
+                std::fs::rename(self.path("errors.log"), self.path("errors.log.1")).unwrap();
+                let lines = self.disk.files.remove("errors.log").unwrap();
+                self.disk.files.insert("errors.log.1".into(), lines);
+                self.disk.late_writes_allowed = true;
+            }
+            Op::LateWrite => {
+                if self.disk.late_writes_allowed
+                    && self
+                        .disk
+                        .files
+                        .get("errors.log.1")
+                        .is_some_and(|l| !l.is_empty())
+                {
+                    self.write_line("errors.log.1", false);
+                }
+            }
+            Op::CopyTruncate => {
+                if !self.disk.files.contains_key("errors.log") || self.disk.live_empty_at_last_poll
+                {
+                    return;
+                }
+                self.shift_backups();
+                std::fs::copy(self.path("errors.log"), self.path("errors.log.1")).unwrap();
+                OpenOptions::new()
+                    .write(true)
+                    .open(self.path("errors.log"))
+                    .unwrap()
+                    .set_len(0)
+                    .unwrap();
+                let lines = std::mem::take(self.disk.files.get_mut("errors.log").unwrap());
+                self.disk.files.insert("errors.log.1".into(), lines);
+                self.disk.late_writes_allowed = false;
+            }
+            Op::Truncate => {
+                if let Some(lines) = self.disk.files.get_mut("errors.log") {
+                    OpenOptions::new()
+                        .write(true)
+                        .open(self.dir.path().join("errors.log"))
+                        .unwrap()
+                        .set_len(0)
+                        .unwrap();
+                    lines.clear();
+                }
+            }
+            Op::DeleteAndRecreate => {
+                if self.disk.files.remove("errors.log").is_some() {
+                    std::fs::remove_file(self.path("errors.log")).unwrap();
+                }
+            }
+            Op::Restart => {
+                let positions: Vec<FilePosition> = self.tailer.positions();
+                let live = self.path("errors.log");
+                self.tailer = Tailer::new(&live, &positions, 1 << 20, Duration::from_secs(3600));
+            }
+        }
+    }
+
+    fn poll(&mut self) {
+        for lines in self.disk.files.values() {
+            self.must_deliver.extend(lines.iter().copied());
+        }
+        self.disk.live_empty_at_last_poll =
+            self.disk.files.get("errors.log").is_none_or(Vec::is_empty);
+        self.clock += Duration::from_millis(10);
+        let poll = self.tailer.poll(self.clock).unwrap();
+        for line in poll.lines {
+            let text = String::from_utf8(line.bytes).unwrap();
+            let mut words = text.rsplit(' ');
+            let number: u64 = words.next().unwrap().parse().unwrap();
+            let lineage: u32 = words.nth(1).unwrap().parse().unwrap();
+            self.delivered.push((lineage, number));
+        }
+    }
+
+    fn check(&self, ops: &[Op]) -> Result<(), TestCaseError> {
+        let mut seen = HashSet::new();
+        for line in &self.delivered {
+            prop_assert!(
+                seen.insert(*line),
+                "line {line:?} delivered twice; ops {ops:?}; delivered {:?}",
+                self.delivered
+            );
+        }
+        let mut last_in_lineage: BTreeMap<u32, u64> = BTreeMap::new();
+        for (lineage, number) in &self.delivered {
+            let last = last_in_lineage.entry(*lineage).or_default();
+            prop_assert!(
+                *number > *last,
+                "lineage {lineage}: line {number} after {last}; ops {ops:?}; delivered {:?}",
+                self.delivered
+            );
+            *last = *number;
+        }
+        let mut missing: Vec<_> = self.must_deliver.difference(&seen).collect();
+        missing.sort();
+        prop_assert!(
+            missing.is_empty(),
+            "never delivered: {missing:?}; ops {ops:?}; delivered {:?}",
+            self.delivered
+        );
+        Ok(())
+    }
+}
+
+fn directory_listing(dir: &Path) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names.join(", ")
+}
+
+proptest! {
+    #[test]
+    fn every_line_once_and_in_order(ops in proptest::collection::vec(op(), 1..40)) {
+        let mut world = World::new();
+        for op in &ops {
+            world.apply(op);
+        }
+        world.poll();
+        world.check(&ops).map_err(|error| {
+            TestCaseError::fail(format!("{error}\nfiles at the end: {}", directory_listing(world.dir.path())))
+        })?;
+    }
+}
+
+#[test]
+fn a_partial_line_waits_for_its_newline() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("errors.log");
+    std::fs::write(&path, "first half").unwrap();
+    let mut tailer = Tailer::new(&path, &[], 1 << 20, Duration::from_secs(60));
+    let now = Instant::now();
+    assert!(tailer.poll(now).unwrap().lines.is_empty());
+    OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(b" and the rest\n")
+        .unwrap();
+    let lines = tailer.poll(now).unwrap().lines;
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].bytes, b"first half and the rest");
+    assert_eq!(lines[0].end, 24);
+}
+
+#[test]
+fn a_long_line_is_cut_and_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("errors.log");
+    std::fs::write(&path, format!("{}\nshort\n", "x".repeat(5000))).unwrap();
+    let mut tailer = Tailer::new(&path, &[], 1024, Duration::from_secs(60));
+    let lines = tailer.poll(Instant::now()).unwrap().lines;
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0].bytes.len(), 1024);
+    assert!(lines[0].cut);
+    assert!(!lines[1].cut);
+}
+
+#[test]
+fn a_missing_file_is_waited_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs/errors.log");
+    let mut tailer = Tailer::new(&path, &[], 1 << 20, Duration::from_secs(60));
+    assert!(tailer.poll(Instant::now()).unwrap().lines.is_empty());
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, "hello\n").unwrap();
+    assert_eq!(tailer.poll(Instant::now()).unwrap().lines.len(), 1);
+}
+
+#[test]
+fn a_drained_file_is_let_go_after_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("errors.log");
+    std::fs::write(&path, "one\n").unwrap();
+    let mut tailer = Tailer::new(&path, &[], 1 << 20, Duration::from_secs(5));
+    let start = Instant::now();
+    tailer.poll(start).unwrap();
+    std::fs::rename(&path, dir.path().join("errors.log.1")).unwrap();
+    std::fs::write(&path, "two\n").unwrap();
+    tailer.poll(start).unwrap();
+    let late = |tailer: &mut Tailer, at: Duration| {
+        OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("errors.log.1"))
+            .unwrap()
+            .write_all(b"late\n")
+            .unwrap();
+        tailer.poll(start + at).unwrap().lines.len()
+    };
+    assert_eq!(
+        late(&mut tailer, Duration::from_secs(1)),
+        1,
+        "the renamed file is still read"
+    );
+    tailer.poll(start + Duration::from_secs(7)).unwrap();
+    assert_eq!(
+        late(&mut tailer, Duration::from_secs(8)),
+        0,
+        "quiet for longer than the grace period: let go"
+    );
+}
