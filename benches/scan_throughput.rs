@@ -18,7 +18,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hermes_warden::rules::{builtin_sources, load_rule_set};
 
@@ -119,7 +119,7 @@ fn run() -> Result<(), String> {
     }
 
     // Timed runs, interleaved so that drift on a noisy machine hits every tool alike.
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); tools.len()];
+    let mut times: Vec<Vec<Sample>> = vec![Vec::new(); tools.len()];
     for _ in 0..runs {
         for (tool, samples) in tools.iter().zip(&mut times) {
             samples.push(tool.run_timed()?);
@@ -1320,10 +1320,10 @@ impl Tool {
         Ok(output.stdout)
     }
 
-    /// Runs once and returns the wall time. Output goes to /dev/null, except rg's: its one
-    /// number goes through a pipe, so that no optimisation for a /dev/null output can skip
+    /// Runs once and returns the wall and CPU time. Output goes to /dev/null, except rg's: its
+    /// one number goes through a pipe, so that no optimisation for a /dev/null output can skip
     /// the counting.
-    fn run_timed(&self) -> Result<Duration, String> {
+    fn run_timed(&self) -> Result<Sample, String> {
         let mut command = self.command();
         command.stderr(Stdio::piped());
         command.stdout(if self.kind == Kind::Rg {
@@ -1331,11 +1331,15 @@ impl Tool {
         } else {
             Stdio::null()
         });
+        let cpu_before = children_cpu_seconds();
         let started = Instant::now();
         let output = command
             .output()
             .map_err(|e| self.describe_failure(&e.to_string()))?;
-        let elapsed = started.elapsed();
+        let wall = started.elapsed().as_secs_f64();
+        let cpu = children_cpu_seconds()
+            .zip(cpu_before)
+            .map(|(after, before)| after - before);
         if !output.status.success() {
             return Err(self.describe_failure(&format!(
                 "{}\n{}",
@@ -1343,7 +1347,7 @@ impl Tool {
                 String::from_utf8_lossy(&output.stderr)
             )));
         }
-        Ok(elapsed)
+        Ok(Sample { wall, cpu })
     }
 
     /// Says, after the untimed run, whether the tool saw the data the generator wrote.
@@ -1416,50 +1420,81 @@ fn rg_version(program: &Path) -> Option<(String, u32)> {
     Some((first, major))
 }
 
-fn median(samples: &[Duration]) -> f64 {
-    let mut seconds: Vec<f64> = samples.iter().map(Duration::as_secs_f64).collect();
-    seconds.sort_by(f64::total_cmp);
-    let middle = seconds.len() / 2;
-    if seconds.len() % 2 == 1 {
-        seconds[middle]
-    } else {
-        (seconds[middle - 1] + seconds[middle]) / 2.0
-    }
+/// One timed run.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    /// Wall seconds, spawn to exit.
+    wall: f64,
+    /// User + system CPU seconds of the child (10 ms resolution), when the OS tells.
+    cpu: Option<f64>,
 }
 
-fn print_table(tools: &[Tool], times: &[Vec<Duration>], bytes: u64) {
+/// Linux's USER_HZ, the unit of the times in /proc (100 on every mainstream architecture).
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+/// CPU seconds (user + system) used so far by this process's waited-for children, from
+/// /proc/self/stat; `None` where there is no /proc. On a shared machine, wall time well above
+/// CPU time means the run waited for a CPU.
+fn children_cpu_seconds() -> Option<f64> {
+    let stat = fs::read_to_string("/proc/self/stat").ok()?;
+    // After the command name's closing parenthesis come the fields from 3 (state) on;
+    // cutime and cstime are fields 16 and 17 of proc(5).
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(13)?.parse::<u64>().ok()? + fields.get(14)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / CLOCK_TICKS_PER_SECOND)
+}
+
+fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let mut values: Vec<f64> = values.into_iter().collect();
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    Some(if values.len() % 2 == 1 {
+        values[middle]
+    } else {
+        (values[middle - 1] + values[middle]) / 2.0
+    })
+}
+
+fn print_table(tools: &[Tool], times: &[Vec<Sample>], bytes: u64) {
     let rate = |seconds: f64| bytes as f64 / 1e9 / seconds;
-    let medians: Vec<f64> = times.iter().map(|samples| median(samples)).collect();
-    let rate_of = |kind: Kind| {
-        tools
-            .iter()
-            .position(|tool| tool.kind == kind)
-            .map(|index| rate(medians[index]))
-    };
+    let medians: Vec<f64> = times
+        .iter()
+        .map(|samples| median(samples.iter().map(|s| s.wall)).unwrap_or(f64::NAN))
+        .collect();
+    let cpu_medians: Vec<Option<f64>> = times
+        .iter()
+        .map(|samples| {
+            let cpu: Option<Vec<f64>> = samples.iter().map(|s| s.cpu).collect();
+            median(cpu?)
+        })
+        .collect();
+    let index_of = |kind: Kind| tools.iter().position(|tool| tool.kind == kind);
+    let rate_of = |kind: Kind| index_of(kind).map(|index| rate(medians[index]));
     let cat = rate_of(Kind::Cat);
     let rg = rate_of(Kind::Rg);
-    let warden = rate_of(Kind::Warden);
 
     println!();
     println!(
-        "{:<34} {:>9} {:>7} {:>7} {:>7}   runs (s)",
-        "tool", "median s", "GB/s", "x cat", "x rg"
+        "{:<34} {:>9} {:>7} {:>7} {:>7} {:>7}   wall s of each run",
+        "tool", "median s", "cpu s", "GB/s", "x cat", "x rg"
     );
-    for ((tool, samples), seconds) in tools.iter().zip(times).zip(&medians) {
-        let gbps = rate(*seconds);
+    for (index, (tool, samples)) in tools.iter().zip(times).enumerate() {
+        let gbps = rate(medians[index]);
         let ratio = |reference: Option<f64>| {
             reference.map_or("-".to_owned(), |reference| {
                 format!("{:.3}", gbps / reference)
             })
         };
-        let runs: Vec<String> = samples
-            .iter()
-            .map(|d| format!("{:.3}", d.as_secs_f64()))
-            .collect();
+        let cpu = cpu_medians[index].map_or("-".to_owned(), |cpu| format!("{cpu:.2}"));
+        let runs: Vec<String> = samples.iter().map(|s| format!("{:.3}", s.wall)).collect();
         println!(
-            "{:<34} {:>9.3} {:>7.2} {:>7} {:>7}   {}",
+            "{:<34} {:>9.3} {:>7} {:>7.2} {:>7} {:>7}   {}",
             tool.name,
-            seconds,
+            medians[index],
+            cpu,
             gbps,
             ratio(cat),
             ratio(rg),
@@ -1468,7 +1503,10 @@ fn print_table(tools: &[Tool], times: &[Vec<Duration>], bytes: u64) {
     }
 
     println!();
-    let Some(warden) = warden else { return };
+    let Some(warden_index) = index_of(Kind::Warden) else {
+        return;
+    };
+    let warden = rate(medians[warden_index]);
     let verdict = |met: bool| if met { "met" } else { "MISSED" };
     let mut line = format!(
         "targets: throughput {warden:.2} GB/s (>= {TARGET_GB_PER_S} GB/s): {}",
@@ -1486,4 +1524,11 @@ fn print_table(tools: &[Tool], times: &[Vec<Duration>], bytes: u64) {
         None => line.push_str("; ratio to rg: not measured (rg missing)"),
     }
     println!("{line}");
+    if let Some(cpu) = cpu_medians[warden_index] {
+        println!(
+            "         per CPU second: {:.2} GB/s (the warden is single-threaded; wall above CPU \
+             time means it waited for a core)",
+            rate(cpu)
+        );
+    }
 }

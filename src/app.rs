@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use jiff::Timestamp;
@@ -19,6 +20,7 @@ use crate::logscan::LogScanner;
 use crate::report;
 use crate::rules::{self, RuleSet, RuleSource};
 use crate::secrets::scrub;
+use crate::watch::{self, WatchOptions};
 
 /// A failure and the exit status it means.
 #[derive(Debug)]
@@ -44,6 +46,17 @@ impl Failure {
 }
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
+    let level = match cli.global.verbose {
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
     let root = home::root(cli.global.hermes_home.as_deref()).map_err(Failure::usage)?;
     let config = load_config(&cli.global, &root)?;
     let rules = load_rules(&cli.global, &root)?;
@@ -57,14 +70,27 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             scan(&settings, format)
         }
         Command::Watch {
-            dry_run: _,
+            dry_run,
             listen: _,
+            poll_interval,
         } => {
-            eprintln!(
-                "hermes-warden: following the logs is not built yet; running one dry-run scan instead"
-            );
-            let settings = settings(&cli.global, root, rules, &config)?;
-            scan(&settings, ScanFormat::Table)
+            let options = WatchOptions {
+                dry_run,
+                poll_interval: Duration::from_secs_f64(
+                    poll_interval
+                        .unwrap_or(config.poll_interval_seconds)
+                        .max(0.001),
+                ),
+                drain_grace: Duration::from_secs_f64(config.drain_grace_seconds),
+                all_profiles: cli.global.all_profiles,
+            };
+            let initial = settings(&cli.global, root.clone(), rules, &config)?;
+            let reload = || -> anyhow::Result<Settings> {
+                let config = load_config(&cli.global, &root).map_err(|f| f.error)?;
+                let rules = load_rules(&cli.global, &root).map_err(|f| f.error)?;
+                settings(&cli.global, root.clone(), rules, &config).map_err(|f| f.error)
+            };
+            watch::run(initial, options, &reload).map_err(Failure::runtime)
         }
         Command::Status { format } => {
             let settings = settings(&cli.global, root, rules, &config)?;

@@ -306,6 +306,7 @@ mod tests {
                     .to_zoned_datetime(jiff::tz::TimeZone::UTC),
             ),
             time_text: None,
+            text_hash: 0,
             session: Some(session.into()),
             logger: None,
             rule: "r".into(),

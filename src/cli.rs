@@ -45,6 +45,9 @@ pub struct GlobalArgs {
     /// The Hermes version whose rules apply (default: found from the installed `hermes`)
     #[arg(long, global = true, value_name = "X.Y.Z")]
     pub hermes_version: Option<String>,
+    /// More of the warden's own log on stderr (-v: what it does, -vv: details)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// Pretend the time is this RFC 3339 instant (reproducible reports)
     #[arg(long, global = true, hide = true, value_name = "TIME")]
     pub now: Option<String>,
@@ -65,14 +68,17 @@ pub enum StatusFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Follow the logs and keep revoked credentials out of rotation (for now: one dry-run scan)
+    /// Follow the logs and record every credential failure in <home>/warden/audit.jsonl
     Watch {
         /// Run the whole pipeline but write nothing to auth.json
         #[arg(long)]
         dry_run: bool,
-        /// Address for /metrics
+        /// Address for /metrics (served once the metrics land; accepted now so service files keep working)
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9745")]
         listen: String,
+        /// Seconds between checks when no file-system event arrives (default: 1, or the config's)
+        #[arg(long, value_name = "SECONDS")]
+        poll_interval: Option<f64>,
     },
     /// One pass over the current and rotated logs and auth.json: what happened, what would be done
     Scan {

@@ -25,6 +25,10 @@ pub struct WardenConfig {
     pub max_line_bytes: usize,
     /// The time zone Hermes wrote its log times in (IANA name); the system's when unset.
     pub timezone: Option<String>,
+    /// `watch`: seconds between checks when no file-system event arrives.
+    pub poll_interval_seconds: f64,
+    /// `watch`: how long a renamed log is still read for late writes after it went quiet.
+    pub drain_grace_seconds: f64,
 }
 
 impl Default for WardenConfig {
@@ -37,6 +41,8 @@ impl Default for WardenConfig {
             correlation_window_seconds: windows.correlation_seconds,
             max_line_bytes: DEFAULT_MAX_LINE,
             timezone: None,
+            poll_interval_seconds: 1.0,
+            drain_grace_seconds: 30.0,
         }
     }
 }
@@ -91,6 +97,11 @@ pub fn parse(path: &Path, text: &str) -> Result<WardenConfig, ConfigError> {
     };
     if !(config.pair_window_seconds >= 0.0 && config.correlation_window_seconds >= 0.0) {
         return Err(invalid("windows must be zero or more seconds"));
+    }
+    if !(config.poll_interval_seconds > 0.0 && config.drain_grace_seconds >= 0.0) {
+        return Err(invalid(
+            "poll_interval_seconds must be above zero and drain_grace_seconds zero or more",
+        ));
     }
     if config.max_line_bytes < 1024 {
         return Err(invalid("max_line_bytes must be at least 1024"));

@@ -112,6 +112,7 @@ mod tests {
                     .to_zoned_datetime(jiff::tz::TimeZone::UTC),
             ),
             time_text: None,
+            text_hash: 0,
             session: None,
             logger: None,
             rule: format!("rule-{line}"),

@@ -12,6 +12,8 @@ use jiff::tz::TimeZone;
 use crate::logscan::Hit;
 use crate::rules::{Action, FindingKind, Severity};
 
+pub type CopyKey = (Option<String>, Option<String>, u64, String);
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// `None` for the root home.
@@ -24,6 +26,8 @@ pub struct Event {
     pub time: Option<ZonedDateTime>,
     /// The timestamp text as written, for telling copies of one record apart.
     pub time_text: Option<String>,
+    /// Hash of the line's text, likewise.
+    pub text_hash: u64,
     pub session: Option<String>,
     pub logger: Option<String>,
     pub rule: String,
@@ -57,6 +61,7 @@ impl Event {
                 .and_then(|h| crate::record::parse_local_time(&h.timestamp_text))
                 .and_then(|local| local.to_zoned_datetime(zone.clone()).ok()),
             time_text: header.map(|h| h.timestamp_text.clone()),
+            text_hash: hit.text_hash,
             session: header.and_then(|h| h.session.clone()),
             logger: header.map(|h| h.logger.clone()),
             rule: rule.id.clone(),
@@ -83,11 +88,12 @@ impl Event {
         self.credential_id.as_deref().or(self.label.as_deref())
     }
 
-    fn copy_key(&self) -> (Option<String>, Option<String>, Option<String>, String) {
+    /// Two events with the same key are copies of one record in errors.log and agent.log.
+    pub fn copy_key(&self) -> CopyKey {
         (
             self.profile.clone(),
             self.time_text.clone(),
-            self.session.clone(),
+            self.text_hash,
             self.rule.clone(),
         )
     }

@@ -24,4 +24,6 @@ pub mod record;
 pub mod report;
 pub mod rules;
 pub mod secrets;
+pub mod state;
 pub mod tailer;
+pub mod watch;

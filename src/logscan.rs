@@ -44,6 +44,9 @@ impl From<&Header<'_>> for RecordHeader {
 pub struct Hit<'r> {
     /// 1-based line number in the file.
     pub line: u64,
+    /// A hash of the line's text, to tell copies of one record (errors.log and agent.log)
+    /// from different records of the same moment.
+    pub text_hash: u64,
     /// The record's header; `None` for a traceback line whose header is out of reach.
     pub header: Option<RecordHeader>,
     pub part: LinePart,
@@ -91,6 +94,18 @@ impl<'r> LogScanner<'r> {
 
     pub fn stats(&self) -> ScanStats {
         self.stats
+    }
+
+    /// Continues a file whose earlier lines another scanner read, so that a traceback line
+    /// finds the header of its record.
+    pub fn continuing(mut self, header: Option<RecordHeader>) -> Self {
+        self.last_header = header;
+        self
+    }
+
+    /// The header of the last record seen.
+    pub fn record_header(&self) -> Option<&RecordHeader> {
+        self.last_header.as_ref()
     }
 
     /// Scans the complete lines of `chunk` (together with the carried partial line) and keeps
@@ -197,9 +212,16 @@ impl<'r> LogScanner<'r> {
         };
         let text: Cow<str> = String::from_utf8_lossy(text);
         let level = header.as_ref().map(|h| h.level.as_str());
+        let text_hash = {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            line.hash(&mut hasher);
+            hasher.finish()
+        };
         for matched in self.rules.match_text(&self.file, level, part, &text) {
             hits.push(Hit {
                 line: number,
+                text_hash,
                 header: header.clone(),
                 part,
                 matched,

@@ -62,6 +62,9 @@ impl FileIdentity {
 pub struct FilePosition {
     pub identity: FileIdentity,
     pub offset: u64,
+    /// How many lines end before `offset`.
+    #[serde(default)]
+    pub lines: u64,
 }
 
 /// One complete line (without its newline).
@@ -71,6 +74,8 @@ pub struct TailedLine {
     pub file: FileIdentity,
     /// Offset just past the line's newline.
     pub end: u64,
+    /// 1-based line number in the file.
+    pub number: u64,
     /// The line was longer than the limit and has been cut to it.
     pub cut: bool,
 }
@@ -104,6 +109,8 @@ struct Reader {
     identity: FileIdentity,
     /// Offset past the last delivered newline.
     delivered: u64,
+    /// Lines delivered so far (the number of the last one).
+    lines: u64,
     /// Offset up to which bytes have been read (includes the held partial line).
     read: u64,
     partial: Vec<u8>,
@@ -112,14 +119,15 @@ struct Reader {
 }
 
 impl Reader {
-    fn open(path: &Path, offset: u64, now: Instant) -> io::Result<Reader> {
+    fn open(path: &Path, start: Start, now: Instant) -> io::Result<Reader> {
         let file = File::open(path)?;
         let identity = identity_with_head(&file)?;
         Ok(Reader {
             file,
             identity,
-            delivered: offset,
-            read: offset,
+            delivered: start.offset,
+            lines: start.lines,
+            read: start.offset,
             partial: Vec::new(),
             partial_cut: false,
             last_growth: now,
@@ -130,11 +138,13 @@ impl Reader {
         FilePosition {
             identity: self.identity.clone(),
             offset: self.delivered,
+            lines: self.lines,
         }
     }
 
     fn restart_at_zero(&mut self) {
         self.delivered = 0;
+        self.lines = 0;
         self.read = 0;
         self.partial.clear();
         self.partial_cut = false;
@@ -165,10 +175,12 @@ impl Reader {
                     self.identity.head = current_head(&self.file)?;
                 }
                 self.delivered = end;
+                self.lines += 1;
                 lines.push(TailedLine {
                     bytes,
                     file: self.identity.clone(),
                     end,
+                    number: self.lines,
                     cut,
                 });
                 start = newline + 1;
@@ -290,6 +302,7 @@ impl Tailer {
                 Some(FilePosition {
                     identity: identity_with_head(&file).ok()?,
                     offset: file.metadata().ok()?.len(),
+                    lines: 0,
                 })
             })
             .collect()
@@ -315,8 +328,8 @@ impl Tailer {
         if let Some(positions) = self.resume_from.take() {
             let plan = plan_start(&self.path, &positions);
             self.live_start = plan.live;
-            for (path, offset) in plan.backups {
-                if let Ok(mut reader) = Reader::open(&path, offset, now) {
+            for (path, start) in plan.backups {
+                if let Ok(mut reader) = Reader::open(&path, start, now) {
                     reader.read_to_end(self.max_line, now, &mut poll.lines)?;
                     self.draining.push(reader);
                 }
@@ -398,7 +411,7 @@ impl Tailer {
     }
 
     fn open_live(&mut self, now: Instant, poll: &mut Poll) -> io::Result<()> {
-        let mut reader = match Reader::open(&self.path, 0, now) {
+        let mut reader = match Reader::open(&self.path, Start::default(), now) {
             Ok(reader) => reader,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(error) => return Err(error),
@@ -408,6 +421,7 @@ impl Tailer {
         {
             reader.delivered = saved.offset;
             reader.read = saved.offset;
+            reader.lines = saved.lines;
         }
         poll.notes.push(TailNote::Opened {
             resumed_at: reader.delivered,
@@ -436,6 +450,7 @@ impl Tailer {
                 identity: identity_with_head(&file)?,
                 file,
                 delivered: old.delivered,
+                lines: old.lines,
                 read: old.read,
                 partial: old.partial.clone(),
                 partial_cut: old.partial_cut,
@@ -462,7 +477,7 @@ impl Tailer {
             .and_then(|reader| reader.identity.head.clone());
         let mut seen = Vec::new();
         for backup in backups_oldest_first(&self.path) {
-            let Ok(mut reader) = Reader::open(&backup, 0, now) else {
+            let Ok(mut reader) = Reader::open(&backup, Start::default(), now) else {
                 continue;
             };
             let identity = reader.identity.clone();
@@ -476,6 +491,7 @@ impl Tailer {
             seen.push(FilePosition {
                 identity,
                 offset: length,
+                lines: 0,
             });
             if !known {
                 reader.read_to_end(self.max_line, now, &mut poll.lines)?;
@@ -487,11 +503,27 @@ impl Tailer {
     }
 }
 
+/// Where reading of a file begins.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Start {
+    offset: u64,
+    lines: u64,
+}
+
+impl From<&FilePosition> for Start {
+    fn from(position: &FilePosition) -> Self {
+        Start {
+            offset: position.offset,
+            lines: position.lines,
+        }
+    }
+}
+
 /// Where to start after a restart.
 #[derive(Debug, Default)]
 struct StartPlan {
-    /// Backups to read first, oldest first, with the offset to read each from.
-    backups: Vec<(PathBuf, u64)>,
+    /// Backups to read first, oldest first, and where to begin in each.
+    backups: Vec<(PathBuf, Start)>,
     /// Where the live file starts, when it exists.
     live: Option<FilePosition>,
 }
@@ -505,7 +537,7 @@ fn plan_start(path: &Path, positions: &[FilePosition]) -> StartPlan {
         path: PathBuf,
         identity: FileIdentity,
         length: u64,
-        offset: Option<u64>,
+        start: Option<Start>,
     }
     let mut candidates: Vec<Candidate> = backups_oldest_first(path)
         .into_iter()
@@ -518,7 +550,7 @@ fn plan_start(path: &Path, positions: &[FilePosition]) -> StartPlan {
                 path,
                 identity,
                 length,
-                offset: None,
+                start: None,
             })
         })
         .collect();
@@ -533,9 +565,9 @@ fn plan_start(path: &Path, positions: &[FilePosition]) -> StartPlan {
     for saved in positions {
         match candidates
             .iter()
-            .position(|c| c.offset.is_none() && intact(c, saved))
+            .position(|c| c.start.is_none() && intact(c, saved))
         {
-            Some(index) => candidates[index].offset = Some(saved.offset),
+            Some(index) => candidates[index].start = Some(saved.into()),
             None => lost.push(saved),
         }
     }
@@ -543,23 +575,24 @@ fn plan_start(path: &Path, positions: &[FilePosition]) -> StartPlan {
     // file on the same inode with another first line is a new file, read from its start.
     for saved in lost {
         if let Some(copy) = candidates.iter().rposition(|c| {
-            c.offset.is_none()
+            c.start.is_none()
                 && c.identity.inode != saved.identity.inode
                 && c.identity.head == saved.identity.head
         }) {
-            candidates[copy].offset = Some(saved.offset);
+            candidates[copy].start = Some(saved.into());
         }
     }
     let mut plan = StartPlan::default();
     for candidate in candidates {
-        let offset = candidate.offset.unwrap_or(0);
+        let start = candidate.start.unwrap_or_default();
         if candidate.path == path {
             plan.live = Some(FilePosition {
                 identity: candidate.identity,
-                offset,
+                offset: start.offset,
+                lines: start.lines,
             });
         } else {
-            plan.backups.push((candidate.path, offset));
+            plan.backups.push((candidate.path, start));
         }
     }
     plan

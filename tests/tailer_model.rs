@@ -373,3 +373,24 @@ fn a_drained_file_is_let_go_after_the_grace_period() {
         "quiet for longer than the grace period: let go"
     );
 }
+
+#[test]
+fn line_numbers_carry_over_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("errors.log");
+    std::fs::write(&path, "one\ntwo\n").unwrap();
+    let mut tailer = Tailer::new(&path, &[], 1 << 20, Duration::from_secs(60));
+    let numbers = |lines: Vec<hermes_warden::tailer::TailedLine>| {
+        lines.iter().map(|l| l.number).collect::<Vec<_>>()
+    };
+    assert_eq!(numbers(tailer.poll(Instant::now()).unwrap().lines), [1, 2]);
+    let positions = tailer.positions();
+    OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(b"three\n")
+        .unwrap();
+    let mut restarted = Tailer::new(&path, &positions, 1 << 20, Duration::from_secs(60));
+    assert_eq!(numbers(restarted.poll(Instant::now()).unwrap().lines), [3]);
+}

@@ -1,0 +1,471 @@
+//! The daemon: follow every watched home's logs, run each new record through the read path,
+//! record every finding in the audit log, remember how far it read.
+//!
+//! It wakes on file-system events (a `notify` watch on each logs directory, never on the files,
+//! which rotation replaces) and on a timer, the safety net where no events arrive. Each wake
+//! is one step: read agent.log, errors.log and agent.log again (every errors.log record is also
+//! in agent.log, written just before it, so the second read catches a copy that was not there
+//! yet), drop the copies, attribute the new events together with the recent ones (a payload
+//! line pairs with the `marking` line before it), decide, append the findings to the audit log,
+//! then write the checkpoint. SIGTERM and SIGINT finish the step and exit; SIGHUP reloads the
+//! rules and the configuration, keeping the old ones when the new ones are invalid.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use jiff::Timestamp;
+use notify::Watcher;
+use serde_json::json;
+
+use crate::analysis::Settings;
+use crate::attribute::{AttributionKind, attribute};
+use crate::auth_store::{self, AuthSnapshot};
+use crate::decide::{ActionResult, decide};
+use crate::event::{CopyKey, Event};
+use crate::home::{self, Target};
+use crate::logscan::{LogScanner, RecordHeader};
+use crate::rules::Action;
+use crate::secrets::scrub;
+use crate::state::{self, AuditLog, Checkpoints, Source};
+use crate::tailer::{TailNote, TailedLine, Tailer};
+
+/// How the daemon runs, beyond the read path's settings.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    pub dry_run: bool,
+    pub poll_interval: Duration,
+    pub drain_grace: Duration,
+    /// Pick up profiles created while running.
+    pub all_profiles: bool,
+}
+
+/// New rules and settings for SIGHUP.
+pub type Reload<'a> = dyn Fn() -> anyhow::Result<Settings> + 'a;
+
+/// How far back events are kept to pair and correlate new ones with.
+const RECENT_SECONDS: f64 = 600.0;
+
+enum Wake {
+    Files,
+    Signal(i32),
+}
+
+struct WatchedLog {
+    /// Path relative to the root home, the checkpoint key (`logs/errors.log`).
+    key: String,
+    log: &'static str,
+    tailer: Tailer,
+    /// The last record header per file (by device and inode), for traceback lines.
+    headers: HashMap<(u64, u64), RecordHeader>,
+}
+
+struct WatchedHome {
+    target: Target,
+    logs: Vec<WatchedLog>,
+    snapshot: AuthSnapshot,
+    auth_stamp: Option<(u64, u64, i64, i64)>,
+    recent: Vec<Event>,
+    copies: HashMap<CopyKey, (String, f64)>,
+}
+
+pub fn run(mut settings: Settings, options: WatchOptions, reload: &Reload) -> anyhow::Result<()> {
+    let state_dir = settings.root.join("warden");
+    state::ensure_dir(&state_dir)
+        .with_context(|| format!("{}: cannot create", state_dir.display()))?;
+    let checkpoint_path = state_dir.join("checkpoints.json");
+    let mut checkpoints = Checkpoints::load(&checkpoint_path)?;
+    checkpoints.version = 1;
+    let mut audit = AuditLog::open(&state_dir.join("audit.jsonl"))?;
+
+    let (wake, wakes) = mpsc::channel();
+    let file_wake = wake.clone();
+    let mut watcher = notify::recommended_watcher(move |_event| {
+        let _ = file_wake.send(Wake::Files);
+    })
+    .context("cannot watch the file system")?;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ])?;
+    let signal_handle = signals.handle();
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            if wake.send(Wake::Signal(signal)).is_err() {
+                break;
+            }
+        }
+    });
+
+    let mut homes: Vec<WatchedHome> = Vec::new();
+    let mut watched: HashSet<PathBuf> = HashSet::new();
+    tracing::info!(home = %settings.root.display(), dry_run = options.dry_run, "watching");
+    loop {
+        add_new_homes(&settings, &options, &checkpoints, &mut homes);
+        watch_directories(&mut watcher, &settings, &homes, &mut watched);
+        settings.now = Timestamp::now();
+        for home in &mut homes {
+            step(&settings, &options, home, &mut audit)?;
+        }
+        for home in &homes {
+            for log in &home.logs {
+                checkpoints
+                    .files
+                    .insert(log.key.clone(), log.tailer.positions());
+            }
+        }
+        checkpoints
+            .save(&checkpoint_path)
+            .with_context(|| format!("{}: cannot write", checkpoint_path.display()))?;
+
+        // Sleep until something happens or the timer fires, then take whatever else is
+        // pending and step once for all of it.
+        let mut stop = false;
+        let mut next = wakes
+            .recv_timeout(options.poll_interval)
+            .map_err(|error| error == mpsc::RecvTimeoutError::Disconnected);
+        loop {
+            match next {
+                Ok(Wake::Files) | Err(false) => {}
+                Ok(Wake::Signal(signal)) if signal == signal_hook::consts::SIGHUP => match reload()
+                {
+                    Ok(new) => {
+                        tracing::info!("reloaded rules and configuration");
+                        settings = new;
+                        homes.iter_mut().for_each(|home| {
+                            home.logs.iter_mut().for_each(|log| log.headers.clear())
+                        });
+                    }
+                    Err(error) => {
+                        tracing::error!("keeping the old rules and configuration: {error:#}")
+                    }
+                },
+                Ok(Wake::Signal(_)) | Err(true) => stop = true,
+            }
+            match wakes.try_recv() {
+                Ok(wake) => next = Ok(wake),
+                Err(_) => break,
+            }
+        }
+        if stop {
+            settings.now = Timestamp::now();
+            for home in &mut homes {
+                step(&settings, &options, home, &mut audit)?;
+                for log in &home.logs {
+                    checkpoints
+                        .files
+                        .insert(log.key.clone(), log.tailer.positions());
+                }
+            }
+            checkpoints.save(&checkpoint_path)?;
+            signal_handle.close();
+            tracing::info!("stopped");
+            return Ok(());
+        }
+    }
+}
+
+fn add_new_homes(
+    settings: &Settings,
+    options: &WatchOptions,
+    checkpoints: &Checkpoints,
+    homes: &mut Vec<WatchedHome>,
+) {
+    let mut targets = settings.targets.clone();
+    if options.all_profiles
+        && let Ok(all) = home::targets(&settings.root, None, true)
+    {
+        targets = all;
+    }
+    for target in targets {
+        if homes.iter().any(|home| home.target == target) {
+            continue;
+        }
+        if target.profile.is_some() {
+            tracing::info!(profile = target.profile.as_deref(), "watching profile");
+        }
+        let logs = ["agent.log", "errors.log"]
+            .into_iter()
+            .map(|log| {
+                let path = target.logs().join(log);
+                let key = path
+                    .strip_prefix(&settings.root)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .into_owned();
+                let positions = checkpoints.files.get(&key).cloned().unwrap_or_default();
+                WatchedLog {
+                    tailer: Tailer::new(&path, &positions, settings.max_line, options.drain_grace),
+                    key,
+                    log,
+                    headers: HashMap::new(),
+                }
+            })
+            .collect();
+        homes.push(WatchedHome {
+            target,
+            logs,
+            snapshot: AuthSnapshot::default(),
+            auth_stamp: None,
+            recent: Vec::new(),
+            copies: HashMap::new(),
+        });
+    }
+}
+
+/// Watches each home's logs directory, or the nearest directory that exists, so a logs
+/// directory or a profile created later is noticed.
+fn watch_directories(
+    watcher: &mut notify::RecommendedWatcher,
+    settings: &Settings,
+    homes: &[WatchedHome],
+    watched: &mut HashSet<PathBuf>,
+) {
+    let mut wanted: Vec<PathBuf> = homes
+        .iter()
+        .map(|home| nearest_existing(&home.target.logs()))
+        .collect();
+    wanted.push(nearest_existing(&settings.root.join("profiles")));
+    for dir in wanted {
+        if !watched.contains(&dir)
+            && watcher
+                .watch(&dir, notify::RecursiveMode::NonRecursive)
+                .is_ok()
+        {
+            tracing::debug!(dir = %dir.display(), "watching directory");
+            watched.insert(dir);
+        }
+    }
+}
+
+fn nearest_existing(dir: &Path) -> PathBuf {
+    dir.ancestors()
+        .find(|d| d.is_dir())
+        .unwrap_or(Path::new("/"))
+        .to_owned()
+}
+
+/// One step for one home: new lines to findings in the audit log.
+fn step(
+    settings: &Settings,
+    options: &WatchOptions,
+    home: &mut WatchedHome,
+    audit: &mut AuditLog,
+) -> anyhow::Result<()> {
+    refresh_snapshot(home);
+    let clock = Instant::now();
+    let mut fresh: Vec<(Event, Source)> = Vec::new();
+    for index in [0, 1, 0] {
+        let log = &mut home.logs[index];
+        let poll = match log.tailer.poll(clock) {
+            Ok(poll) => poll,
+            Err(error) => {
+                tracing::warn!(file = %log.tailer.path().display(), "cannot read: {error}");
+                continue;
+            }
+        };
+        for note in &poll.notes {
+            match note {
+                TailNote::Opened { .. } => tracing::debug!(file = log.key, "{note:?}"),
+                _ => tracing::info!(file = log.key, "{note:?}"),
+            }
+        }
+        if poll.lines.iter().any(|line| line.cut) {
+            tracing::warn!(
+                file = log.key,
+                "lines longer than {} bytes were cut",
+                settings.max_line
+            );
+        }
+        scan_lines(
+            settings,
+            home.target.profile.as_deref(),
+            log,
+            &poll.lines,
+            &mut fresh,
+        );
+    }
+    let mut new_events = Vec::new();
+    let mut sources = Vec::new();
+    for (event, source) in fresh {
+        if is_copy(&mut home.copies, &event) {
+            continue;
+        }
+        new_events.push(event);
+        sources.push(source);
+    }
+    if new_events.is_empty() {
+        return Ok(());
+    }
+    let newest = new_events
+        .iter()
+        .filter_map(Event::epoch_seconds)
+        .fold(f64::MIN, f64::max);
+    home.recent.retain(|event| {
+        event
+            .epoch_seconds()
+            .is_some_and(|t| t >= newest - RECENT_SECONDS)
+    });
+    home.copies
+        .retain(|_, (_, at)| *at >= newest - RECENT_SECONDS);
+    let earlier = home.recent.len();
+    home.recent.extend(new_events);
+    let snapshot = &home.snapshot;
+    let attributions = attribute(&home.recent, |_| snapshot, settings.windows);
+    let events = &home.recent[earlier..];
+    let attributions = &attributions[earlier..];
+    let actions = decide(
+        events,
+        attributions,
+        |_| snapshot,
+        settings.semantics(),
+        settings.now_seconds(),
+    );
+    let mut records = Vec::new();
+    for ((event, attribution), source) in events.iter().zip(attributions).zip(sources) {
+        if audit.already_recorded(&source) {
+            continue;
+        }
+        let result = actions
+            .iter()
+            .find(|a| {
+                event.action == Action::MarkDead
+                    && Some(&a.credential) == attribution.credential.as_ref()
+            })
+            .map(|a| a.result);
+        if event.kind.is_credential_failure() && attribution.kind == AttributionKind::Unattributed {
+            tracing::warn!(
+                rule = event.rule,
+                file = event.file,
+                line = event.line,
+                "unattributed credential failure"
+            );
+        }
+        if let Some(result) = result {
+            tracing::warn!(
+                rule = event.rule,
+                credential = attribution
+                    .credential
+                    .as_ref()
+                    .map(|c| format!("{}/{}", c.provider, c.id)),
+                "credential failed for good: {}",
+                if result == ActionResult::AlreadyDead {
+                    "already dead"
+                } else if options.dry_run {
+                    "would be marked dead (dry run)"
+                } else {
+                    "would be marked dead (remediation is not built yet)"
+                }
+            );
+        }
+        records.push((
+            source.clone(),
+            audit_record(settings, event, attribution, result, &source),
+        ));
+    }
+    audit
+        .append(&records)
+        .context("cannot append to the audit log")?;
+    Ok(())
+}
+
+/// Runs the rules over new lines, file by file, keeping each file's last record header.
+fn scan_lines(
+    settings: &Settings,
+    profile: Option<&str>,
+    log: &mut WatchedLog,
+    lines: &[TailedLine],
+    fresh: &mut Vec<(Event, Source)>,
+) {
+    for run in lines.chunk_by(|a, b| a.file == b.file) {
+        let file = &run[0].file;
+        let key = (file.device, file.inode);
+        let mut scanner = LogScanner::new(&settings.rules, log.log, settings.max_line)
+            .continuing(log.headers.remove(&key));
+        let mut bytes = Vec::with_capacity(run.iter().map(|line| line.bytes.len() + 1).sum());
+        for line in run {
+            bytes.extend_from_slice(&line.bytes);
+            bytes.push(b'\n');
+        }
+        let mut hits = Vec::new();
+        scanner.feed(&bytes, &mut hits);
+        if let Some(header) = scanner.record_header() {
+            log.headers.insert(key, header.clone());
+        }
+        for hit in hits {
+            let line = &run[(hit.line - 1) as usize];
+            let mut event = Event::from_hit(&hit, profile, &log.key, log.log, &settings.zone);
+            event.line = line.number;
+            fresh.push((event, Source::new(&line.file, line.end)));
+        }
+    }
+}
+
+/// Whether `event` is the second copy of a record (errors.log and agent.log both hold it).
+fn is_copy(copies: &mut HashMap<CopyKey, (String, f64)>, event: &Event) -> bool {
+    let key = event.copy_key();
+    match copies.get(&key) {
+        Some((log, _)) if *log != event.log => {
+            copies.remove(&key);
+            true
+        }
+        _ => {
+            copies.insert(
+                key,
+                (event.log.clone(), event.epoch_seconds().unwrap_or(0.0)),
+            );
+            false
+        }
+    }
+}
+
+fn refresh_snapshot(home: &mut WatchedHome) {
+    use std::os::unix::fs::MetadataExt;
+    let path = home.target.auth_json();
+    let stamp = std::fs::metadata(&path)
+        .ok()
+        .map(|m| (m.ino(), m.len(), m.mtime(), m.mtime_nsec()));
+    if stamp == home.auth_stamp {
+        return;
+    }
+    match auth_store::read(&path) {
+        Ok(snapshot) => {
+            home.snapshot = snapshot;
+            home.auth_stamp = stamp;
+        }
+        Err(error) => tracing::warn!("keeping the last readable auth.json: {error}"),
+    }
+}
+
+fn audit_record(
+    settings: &Settings,
+    event: &Event,
+    attribution: &crate::attribute::Attribution,
+    result: Option<ActionResult>,
+    source: &Source,
+) -> serde_json::Value {
+    json!({
+        "recorded_at": settings.now.to_string(),
+        "time": event.time.as_ref().map(|t| t.timestamp().to_string()),
+        "profile": event.profile,
+        "file": event.file,
+        "line": event.line,
+        "rule": event.rule,
+        "kind": event.kind,
+        "provider": event.provider.clone().or_else(|| attribution.credential.as_ref().map(|c| c.provider.clone())),
+        "status": event.status,
+        "reason": event.reason.as_deref().map(|r| scrub(r).into_owned()),
+        "credential": attribution.credential.as_ref().map(|c| json!({
+            "provider": c.provider,
+            "id": c.id,
+            "label": c.label.as_deref().map(|l| scrub(l).into_owned()),
+        })),
+        "attribution": attribution.kind,
+        "action": (event.action == Action::MarkDead).then_some("mark_dead"),
+        "result": result,
+        "source": source,
+    })
+}
