@@ -481,6 +481,10 @@ impl Tailer {
                 continue;
             };
             let identity = reader.identity.clone();
+            if identity.head.is_none() {
+                // Being written (a copy in progress): judge it once it has a first line.
+                continue;
+            }
             let known = tracked.iter().any(|p| p.identity.same_file(&identity))
                 || self
                     .seen_backups
@@ -582,8 +586,20 @@ fn plan_start(path: &Path, positions: &[FilePosition]) -> StartPlan {
             candidates[copy].start = Some(saved.into());
         }
     }
+    // A backup still being written, or beginning like the live file, is a copy in progress
+    // (copytruncate): the live file holds the same lines, and the copy is read from where the
+    // live file was left if the truncation follows.
+    let live_head = candidates
+        .last()
+        .filter(|c| c.path == path)
+        .and_then(|c| c.identity.head.clone());
     let mut plan = StartPlan::default();
     for candidate in candidates {
+        let copy_in_progress = candidate.path != path
+            && (candidate.identity.head.is_none() || candidate.identity.head == live_head);
+        if candidate.start.is_none() && copy_in_progress {
+            continue;
+        }
         let start = candidate.start.unwrap_or_default();
         if candidate.path == path {
             plan.live = Some(FilePosition {

@@ -451,6 +451,7 @@ fn audit_record(
         "recorded_at": settings.now.to_string(),
         "time": event.time.as_ref().map(|t| t.timestamp().to_string()),
         "profile": event.profile,
+        "session": event.session,
         "file": event.file,
         "line": event.line,
         "rule": event.rule,

@@ -6,3 +6,4 @@ mod real_hermes;
 mod reports;
 mod tailer_model;
 mod util;
+mod watch;

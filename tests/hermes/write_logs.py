@@ -136,6 +136,7 @@ def writer_environment(hermes_home: Path, fake_user_home: Path) -> Dict[str, str
         "TMPDIR": str(tmp),
         "HERMES_HOME": str(hermes_home),
         "PYTHONDONTWRITEBYTECODE": "1",
+        "HERMES_REDACT_SECRETS": os.environ.get("WL_REDACT", "true"),
         # Nothing here uses the network; should anything try, it fails fast.
         "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
         "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",

@@ -1,0 +1,302 @@
+//! The `watch` daemon as a real process: findings recorded once, signals, new profiles, Debian's
+//! logrotate in both modes, and SIGKILL at any moment followed by a restart.
+
+use std::collections::HashSet;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A running `hermes-warden watch`.
+pub struct Daemon {
+    child: Option<Child>,
+    home: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(home: &Path, extra: &[&str]) -> Daemon {
+        let child = Command::new(assert_cmd::cargo::cargo_bin!("hermes-warden"))
+            .arg("--hermes-home")
+            .arg(home)
+            .args(["--hermes-version", "0.19.0", "--tz", "UTC"])
+            .args(extra)
+            .args(["watch", "--dry-run", "--poll-interval", "0.1"])
+            .env_remove("HERMES_HOME")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start hermes-warden watch");
+        Daemon {
+            child: Some(child),
+            home: home.to_owned(),
+        }
+    }
+
+    fn child(&mut self) -> &mut Child {
+        self.child.as_mut().expect("running")
+    }
+
+    fn signal(&mut self, name: &str) {
+        let pid = self.child().id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([&format!("-{name}"), &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    /// Sends SIGTERM and returns the exit code and stderr.
+    pub fn stop(mut self) -> (Option<i32>, String) {
+        self.signal("TERM");
+        let output = self.child.take().unwrap().wait_with_output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    pub fn kill(mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// Waits (bounded) until the audit log holds `count` records, and returns them.
+    pub fn wait_for_audit(&mut self, count: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let records = audit(&self.home);
+            if records.len() >= count {
+                return records;
+            }
+            if let Some(status) = self.child().try_wait().unwrap() {
+                panic!(
+                    "the daemon exited early ({status}) with {} of {count} records",
+                    records.len()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {count} audit records after 60 s",
+                records.len()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn audit(home: &Path) -> Vec<Value> {
+    match std::fs::read_to_string(home.join("warden/audit.jsonl")) {
+        Ok(text) => text
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("audit lines are JSON"))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// A compaction failure line; the `compaction-failed` rule records one finding per line.
+fn failure_line(number: usize) -> String {
+    format!(
+        "2026-05-26 10:00:{:02},{:03} WARNING [s{number}] agent.context_compressor: Failed to generate context summary: Request timed out (record {number}).\n",
+        (number / 1000) % 60,
+        number % 1000
+    )
+}
+
+fn append(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+}
+
+/// The record numbers in the audit log; fails on a record seen twice.
+fn recorded_numbers(records: &[Value]) -> HashSet<usize> {
+    let mut numbers = HashSet::new();
+    let sources: Vec<String> = records.iter().map(|r| r["source"].to_string()).collect();
+    let unique: HashSet<&String> = sources.iter().collect();
+    assert_eq!(unique.len(), sources.len(), "a finding was recorded twice");
+    for record in records {
+        if let Some(number) = record_number(record) {
+            assert!(numbers.insert(number), "record {number} recorded twice");
+        }
+    }
+    numbers
+}
+
+fn record_number(record: &Value) -> Option<usize> {
+    record["session"]
+        .as_str()
+        .and_then(|s| s.strip_prefix('s'))
+        .and_then(|n| n.parse().ok())
+}
+
+#[test]
+fn findings_are_recorded_once_and_sigterm_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let errors = dir.path().join("logs/errors.log");
+    append(&errors, &failure_line(1));
+    let mut daemon = Daemon::start(dir.path(), &[]);
+    daemon.wait_for_audit(1);
+    // Hermes writes a WARNING record to agent.log, then the same record to errors.log: one finding.
+    append(&dir.path().join("logs/agent.log"), &failure_line(2));
+    append(&errors, &failure_line(2));
+    append(&errors, &failure_line(3));
+    let records = daemon.wait_for_audit(3);
+    let (code, stderr) = daemon.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(audit(dir.path()).len(), 3, "{records:?}");
+    assert!(records.iter().all(|r| r["rule"] == "compaction-failed"));
+    assert_eq!(recorded_numbers(&records), HashSet::from([1, 2, 3]));
+    assert!(dir.path().join("warden/checkpoints.json").exists());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.path().join("warden"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o700);
+}
+
+#[test]
+fn sighup_with_broken_rules_keeps_the_old_ones_and_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let errors = dir.path().join("logs/errors.log");
+    append(&errors, &failure_line(1));
+    let mut daemon = Daemon::start(dir.path(), &[]);
+    daemon.wait_for_audit(1);
+    append(
+        &dir.path().join("warden/rules.d/broken.toml"),
+        "[[rule]]\nid = \"x\"\n",
+    );
+    daemon.signal("HUP");
+    append(&errors, &failure_line(2));
+    daemon.wait_for_audit(2);
+    let (code, stderr) = daemon.stop();
+    assert_eq!(code, Some(0));
+    assert!(stderr.contains("keeping the old rules"), "{stderr}");
+}
+
+#[test]
+fn a_profile_created_later_is_picked_up() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    let mut daemon = Daemon::start(dir.path(), &["--all-profiles"]);
+    append(
+        &dir.path().join("profiles/work/logs/errors.log"),
+        &failure_line(1),
+    );
+    let records = daemon.wait_for_audit(1);
+    assert_eq!(records[0]["profile"], "work");
+    assert_eq!(records[0]["file"], "profiles/work/logs/errors.log");
+}
+
+fn logrotate(dir: &Path, mode: &str) {
+    let config = dir.join("logrotate.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "{}/logs/errors.log {{\n  rotate 20\n  {mode}\n  missingok\n  nocompress\n}}\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let output = Command::new("logrotate")
+        .arg("--force")
+        .arg("--state")
+        .arg(dir.join("logrotate.state"))
+        .arg(&config)
+        .output()
+        .unwrap_or_else(|error| panic!("logrotate is needed for this test ({error}): apt-get install logrotate, or run ./scripts/test.sh"));
+    assert!(
+        output.status.success(),
+        "logrotate: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn survives_logrotate(mode: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let errors = dir.path().join("logs/errors.log");
+    let mut daemon = Daemon::start(dir.path(), &[]);
+    let mut written = 0;
+    for round in 0..8 {
+        for _ in 0..25 {
+            written += 1;
+            append(&errors, &failure_line(written));
+        }
+        if round % 2 == 1 {
+            // Let the daemon see part of the file before some rotations, not before others.
+            daemon.wait_for_audit(written);
+        }
+        logrotate(dir.path(), mode);
+    }
+    let records = daemon.wait_for_audit(written);
+    let (code, _) = daemon.stop();
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        recorded_numbers(&records),
+        (1..=written).collect::<HashSet<_>>()
+    );
+    assert_eq!(audit(dir.path()).len(), written);
+}
+
+#[test]
+fn every_line_survives_logrotate_create() {
+    survives_logrotate("create");
+}
+
+#[test]
+fn every_line_survives_logrotate_copytruncate() {
+    // Nothing is written while logrotate runs here, so its copy-to-truncate window is empty.
+    survives_logrotate("copytruncate");
+}
+
+#[test]
+fn sigkill_at_any_moment_then_restart_misses_nothing_and_repeats_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let errors = dir.path().join("logs/errors.log");
+    let mut written = 0;
+    for kill_after in [3usize, 40, 7, 120, 1] {
+        let mut daemon = Daemon::start(dir.path(), &[]);
+        for _ in 0..60 {
+            written += 1;
+            append(&errors, &failure_line(written));
+        }
+        let wait = Duration::from_millis(kill_after as u64);
+        std::thread::sleep(wait);
+        daemon.kill();
+        if written % 120 == 0 {
+            // A rotation while the daemon is down: its backups must be read first.
+            let logs = dir.path().join("logs");
+            let _ = std::fs::rename(logs.join("errors.log.1"), logs.join("errors.log.2"));
+            std::fs::rename(&errors, logs.join("errors.log.1")).unwrap();
+        }
+    }
+    let mut daemon = Daemon::start(dir.path(), &[]);
+    let records = daemon.wait_for_audit(written);
+    let (code, _) = daemon.stop();
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        recorded_numbers(&records),
+        (1..=written).collect::<HashSet<_>>()
+    );
+}
