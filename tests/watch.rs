@@ -276,7 +276,7 @@ fn sigkill_at_any_moment_then_restart_misses_nothing_and_repeats_nothing() {
     let errors = dir.path().join("logs/errors.log");
     let mut written = 0;
     for kill_after in [3usize, 40, 7, 120, 1] {
-        let mut daemon = Daemon::start(dir.path(), &[]);
+        let daemon = Daemon::start(dir.path(), &[]);
         for _ in 0..60 {
             written += 1;
             append(&errors, &failure_line(written));
