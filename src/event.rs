@@ -12,8 +12,6 @@ use jiff::tz::TimeZone;
 use crate::logscan::Hit;
 use crate::rules::{Action, FindingKind, Severity};
 
-pub type CopyKey = (Option<String>, Option<String>, u64, String);
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// `None` for the root home.
@@ -24,9 +22,9 @@ pub struct Event {
     pub log: String,
     pub line: u64,
     pub time: Option<ZonedDateTime>,
-    /// The timestamp text as written, for telling copies of one record apart.
+    /// The timestamp text as written.
     pub time_text: Option<String>,
-    /// Hash of the line's text, likewise.
+    /// Stable hash of the line's text, for telling copies of one record apart.
     pub text_hash: u64,
     pub session: Option<String>,
     pub logger: Option<String>,
@@ -88,26 +86,32 @@ impl Event {
         self.credential_id.as_deref().or(self.label.as_deref())
     }
 
-    /// Two events with the same key are copies of one record in errors.log and agent.log.
-    pub fn copy_key(&self) -> CopyKey {
-        (
-            self.profile.clone(),
-            self.time_text.clone(),
-            self.text_hash,
-            self.rule.clone(),
-        )
+    /// The same for the two copies of one record (errors.log and agent.log), different for
+    /// different records, stable across restarts: profile, rule and the line's text.
+    pub fn record_id(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(self.profile.as_deref().unwrap_or("").as_bytes());
+        hasher.update([0]);
+        hasher.update(self.rule.as_bytes());
+        hasher.update([0]);
+        hasher.update(self.text_hash.to_be_bytes());
+        hasher.finalize()[..8]
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
     }
 }
 
-/// Drops agent.log events that are copies of errors.log events (same profile, time, session
-/// and rule), one copy for one original, so a record logged to both files counts once.
+/// Drops agent.log events that are copies of errors.log events (same record id), one copy for
+/// one original, so a record logged to both files counts once.
 pub fn drop_copies(events: Vec<Event>) -> Vec<Event> {
     let mut originals: HashMap<_, usize> = HashMap::new();
     for event in events
         .iter()
         .filter(|e| e.log == "errors.log" && e.time_text.is_some())
     {
-        *originals.entry(event.copy_key()).or_default() += 1;
+        *originals.entry(event.record_id()).or_default() += 1;
     }
     events
         .into_iter()
@@ -115,7 +119,7 @@ pub fn drop_copies(events: Vec<Event>) -> Vec<Event> {
             if event.log != "agent.log" {
                 return true;
             }
-            match originals.get_mut(&event.copy_key()) {
+            match originals.get_mut(&event.record_id()) {
                 Some(count) if *count > 0 => {
                     *count -= 1;
                     false

@@ -44,8 +44,8 @@ impl From<&Header<'_>> for RecordHeader {
 pub struct Hit<'r> {
     /// 1-based line number in the file.
     pub line: u64,
-    /// A hash of the line's text, to tell copies of one record (errors.log and agent.log)
-    /// from different records of the same moment.
+    /// A stable hash of the line's text, to tell copies of one record (errors.log and
+    /// agent.log) from different records of the same moment, also across restarts.
     pub text_hash: u64,
     /// The record's header; `None` for a traceback line whose header is out of reach.
     pub header: Option<RecordHeader>,
@@ -212,12 +212,7 @@ impl<'r> LogScanner<'r> {
         };
         let text: Cow<str> = String::from_utf8_lossy(text);
         let level = header.as_ref().map(|h| h.level.as_str());
-        let text_hash = {
-            use std::hash::{Hash, Hasher};
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            line.hash(&mut hasher);
-            hasher.finish()
-        };
+        let text_hash = line_digest(line);
         for matched in self.rules.match_text(&self.file, level, part, &text) {
             hits.push(Hit {
                 line: number,
@@ -270,6 +265,13 @@ fn header_before(
         end = start;
     }
     Some(None)
+}
+
+/// The first 8 bytes of the line's SHA-256: stable across runs and versions.
+fn line_digest(line: &[u8]) -> u64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(line);
+    u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
 fn count_newlines(bytes: &[u8]) -> u64 {

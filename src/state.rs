@@ -96,6 +96,8 @@ pub struct AuditLog {
     path: PathBuf,
     /// The furthest recorded line per file: lines up to there are already in the log.
     recorded: HashMap<(u64, u64, Option<String>), u64>,
+    /// Recent records: (record id, log key, event time in epoch seconds).
+    recent: Vec<(String, String, f64)>,
 }
 
 /// How much of the end of the audit log is read at start to learn what is already recorded.
@@ -104,6 +106,7 @@ const RECENT_AUDIT_BYTES: u64 = 8 << 20;
 impl AuditLog {
     pub fn open(path: &Path) -> anyhow::Result<AuditLog> {
         let mut recorded = HashMap::new();
+        let mut recent = Vec::new();
         match File::open(path) {
             Ok(mut file) => {
                 let length = file.metadata()?.len();
@@ -118,6 +121,15 @@ impl AuditLog {
                     let Ok(record) = serde_json::from_str::<serde_json::Value>(&line) else {
                         continue;
                     };
+                    if let (Some(id), Some(file)) =
+                        (record["record"].as_str(), record["file"].as_str())
+                    {
+                        let time = record["time"]
+                            .as_str()
+                            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                            .map_or(0.0, |t| t.as_millisecond() as f64 / 1000.0);
+                        recent.push((id.to_owned(), file.to_owned(), time));
+                    }
                     let Some(source) = record
                         .get("source")
                         .and_then(|s| serde_json::from_value::<Source>(s.clone()).ok())
@@ -134,7 +146,13 @@ impl AuditLog {
         Ok(AuditLog {
             path: path.to_owned(),
             recorded,
+            recent,
         })
+    }
+
+    /// The records found at the end of the log when it was opened: (record id, log key, time).
+    pub fn recent_records(&self) -> &[(String, String, f64)] {
+        &self.recent
     }
 
     /// Whether the finding of the line ending at `source.end` is already in the log.

@@ -24,7 +24,7 @@ use crate::analysis::Settings;
 use crate::attribute::{AttributionKind, attribute};
 use crate::auth_store::{self, AuthSnapshot};
 use crate::decide::{ActionResult, decide};
-use crate::event::{CopyKey, Event};
+use crate::event::Event;
 use crate::home::{self, Target};
 use crate::logscan::{LogScanner, RecordHeader};
 use crate::rules::Action;
@@ -68,7 +68,8 @@ struct WatchedHome {
     snapshot: AuthSnapshot,
     auth_stamp: Option<(u64, u64, i64, i64)>,
     recent: Vec<Event>,
-    copies: HashMap<CopyKey, (String, f64)>,
+    /// Records seen lately: record id to (log key, event time), to drop the second copy.
+    copies: HashMap<String, (String, f64)>,
 }
 
 pub fn run(mut settings: Settings, options: WatchOptions, reload: &Reload) -> anyhow::Result<()> {
@@ -104,7 +105,7 @@ pub fn run(mut settings: Settings, options: WatchOptions, reload: &Reload) -> an
     let mut watched: HashSet<PathBuf> = HashSet::new();
     tracing::info!(home = %settings.root.display(), dry_run = options.dry_run, "watching");
     loop {
-        add_new_homes(&settings, &options, &checkpoints, &mut homes);
+        add_new_homes(&settings, &options, &checkpoints, &audit, &mut homes);
         watch_directories(&mut watcher, &settings, &homes, &mut watched);
         settings.now = Timestamp::now();
         for home in &mut homes {
@@ -172,6 +173,7 @@ fn add_new_homes(
     settings: &Settings,
     options: &WatchOptions,
     checkpoints: &Checkpoints,
+    audit: &AuditLog,
     homes: &mut Vec<WatchedHome>,
 ) {
     let mut targets = settings.targets.clone();
@@ -187,7 +189,7 @@ fn add_new_homes(
         if target.profile.is_some() {
             tracing::info!(profile = target.profile.as_deref(), "watching profile");
         }
-        let logs = ["agent.log", "errors.log"]
+        let logs: Vec<WatchedLog> = ["agent.log", "errors.log"]
             .into_iter()
             .map(|log| {
                 let path = target.logs().join(log);
@@ -205,15 +207,26 @@ fn add_new_homes(
                 }
             })
             .collect();
+        // Records recorded before a restart, so their second copy is still known as one.
+        let copies = audit
+            .recent_records()
+            .iter()
+            .filter(|(_, file, _)| logs_of(&logs).any(|key| key == file))
+            .map(|(id, file, time)| (id.clone(), (file.clone(), *time)))
+            .collect();
         homes.push(WatchedHome {
             target,
             logs,
             snapshot: AuthSnapshot::default(),
             auth_stamp: None,
             recent: Vec::new(),
-            copies: HashMap::new(),
+            copies,
         });
     }
+}
+
+fn logs_of(logs: &[WatchedLog]) -> impl Iterator<Item = &str> {
+    logs.iter().map(|log| log.key.as_str())
 }
 
 /// Watches each home's logs directory, or the nearest directory that exists, so a logs
@@ -405,17 +418,17 @@ fn scan_lines(
 }
 
 /// Whether `event` is the second copy of a record (errors.log and agent.log both hold it).
-fn is_copy(copies: &mut HashMap<CopyKey, (String, f64)>, event: &Event) -> bool {
-    let key = event.copy_key();
+fn is_copy(copies: &mut HashMap<String, (String, f64)>, event: &Event) -> bool {
+    let key = event.record_id();
     match copies.get(&key) {
-        Some((log, _)) if *log != event.log => {
+        Some((file, _)) if *file != event.file => {
             copies.remove(&key);
             true
         }
         _ => {
             copies.insert(
                 key,
-                (event.log.clone(), event.epoch_seconds().unwrap_or(0.0)),
+                (event.file.clone(), event.epoch_seconds().unwrap_or(0.0)),
             );
             false
         }
@@ -465,6 +478,7 @@ fn audit_record(
             "label": c.label.as_deref().map(|l| scrub(l).into_owned()),
         })),
         "attribution": attribution.kind,
+        "record": event.record_id(),
         "action": (event.action == Action::MarkDead).then_some("mark_dead"),
         "result": result,
         "source": source,

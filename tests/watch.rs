@@ -300,3 +300,21 @@ fn sigkill_at_any_moment_then_restart_misses_nothing_and_repeats_nothing() {
         (1..=written).collect::<HashSet<_>>()
     );
 }
+
+#[test]
+fn a_copy_arriving_after_a_restart_is_still_known_as_a_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    append(&logs.join("agent.log"), &failure_line(1));
+    let mut daemon = Daemon::start(dir.path(), &[]);
+    daemon.wait_for_audit(1);
+    assert_eq!(daemon.stop().0, Some(0));
+    // Hermes wrote the errors.log copy of record 1 while the warden was down.
+    append(&logs.join("errors.log"), &failure_line(1));
+    append(&logs.join("errors.log"), &failure_line(2));
+    let mut daemon = Daemon::start(dir.path(), &[]);
+    let records = daemon.wait_for_audit(2);
+    assert_eq!(daemon.stop().0, Some(0));
+    assert_eq!(recorded_numbers(&records), HashSet::from([1, 2]));
+    assert_eq!(audit(dir.path()).len(), 2);
+}
