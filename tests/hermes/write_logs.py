@@ -488,7 +488,7 @@ def run_parent(args: argparse.Namespace) -> int:
         "warnings_written": totals["warnings"],
         "info_written": totals["info"],
         "padding_warnings_written": totals["padding"],
-        "processes": len(sessions),
+        "processes": args.processes,
         "records": args.records,
         "hermes_version": hermes_version(),
         "logs_dir": str(logs_dir),
