@@ -4,7 +4,7 @@ use std::path::Path;
 
 use predicates::prelude::*;
 
-use crate::util::warden;
+use crate::util::{warden, warden_in};
 
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -14,9 +14,7 @@ fn write(path: &Path, text: &str) {
 #[test]
 fn rules_check_passes_on_the_built_in_rules() {
     let home = tempfile::tempdir().unwrap();
-    warden()
-        .arg("--hermes-home")
-        .arg(home.path())
+    warden_in(home.path())
         .args(["rules", "check"])
         .assert()
         .success()
@@ -31,9 +29,7 @@ fn a_bad_rule_file_is_exit_2_naming_file_line_and_rule() {
         &rules.join("bad.toml"),
         "[[rule]]\nid = \"broken\"\nkind = \"auth_failure\"\npattern = 'Error code: (?P<x'\n",
     );
-    warden()
-        .arg("--hermes-home")
-        .arg(home.path())
+    warden_in(home.path())
         .arg("--rules")
         .arg(&rules)
         .args(["rules", "check"])
@@ -59,9 +55,7 @@ line = "2026-05-26 10:00:00,000 WARNING root: Something else happened"
 line = "2026-05-26 10:00:00,000 WARNING root: nothing"
 "#,
     );
-    warden()
-        .arg("--hermes-home")
-        .arg(home.path())
+    warden_in(home.path())
         .args(["rules", "check"])
         .assert()
         .code(2)
@@ -75,9 +69,7 @@ fn rules_test_shows_matches_captures_and_a_summary() {
     let home = tempfile::tempdir().unwrap();
     let lines = "2026-05-26 10:27:13,480 WARNING [s] agent.credential_pool: credential pool: marking alice@example.com DEAD (status=401, reason=token_revoked) — permanently failed\n\
                  2026-05-26 10:27:13,481 WARNING root: nothing to see\n";
-    warden()
-        .arg("--hermes-home")
-        .arg(home.path())
+    warden_in(home.path())
         .args(["rules", "test", "-"])
         .write_stdin(lines)
         .assert()
@@ -98,9 +90,7 @@ fn an_unparsable_auth_json_is_an_error_naming_file_and_line() {
         &home.path().join("auth.json"),
         "{\n  \"credential_pool\": {\n    \"x\": [,]\n  }\n}\n",
     );
-    warden()
-        .arg("--hermes-home")
-        .arg(home.path())
+    warden_in(home.path())
         .args(["--hermes-version", "0.19.0", "status"])
         .assert()
         .code(1)
@@ -111,9 +101,7 @@ fn an_unparsable_auth_json_is_an_error_naming_file_and_line() {
 fn bad_configuration_and_usage_are_exit_2() {
     let home = tempfile::tempdir().unwrap();
     write(&home.path().join("warden.toml"), "pair_window_secs = 3\n");
-    warden()
-        .arg("--hermes-home")
-        .arg(home.path())
+    warden_in(home.path())
         .args(["rules", "check"])
         .assert()
         .code(2)
@@ -125,21 +113,14 @@ fn bad_configuration_and_usage_are_exit_2() {
         &["--hermes-version", "latest", "status"],
         &["scan", "--format", "yaml"],
     ] {
-        warden()
-            .arg("--hermes-home")
-            .arg(clean.path())
-            .args(args)
-            .assert()
-            .code(2);
+        warden_in(clean.path()).args(args).assert().code(2);
     }
 }
 
 #[test]
 fn an_empty_home_scans_cleanly() {
     let home = tempfile::tempdir().unwrap();
-    warden()
-        .arg("--hermes-home")
-        .arg(home.path())
+    warden_in(home.path())
         .args(["--hermes-version", "0.19.0", "scan", "--format", "json"])
         .assert()
         .success()

@@ -94,20 +94,13 @@ fn the_version_is_read_from_the_installed_hermes() {
         format!("hermes_bin = {:?}\n", hermes.display().to_string()),
     )
     .unwrap();
-    let output = crate::util::warden()
-        .arg("--hermes-home")
-        .arg(&home.root)
-        .arg("--config")
-        .arg(&config)
-        .args(["scan", "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = crate::util::stdout_of(
+        crate::util::warden_in(&home.root)
+            .arg("--config")
+            .arg(&config)
+            .args(["scan", "--format", "json"]),
     );
-    let scan: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let scan: Value = serde_json::from_str(&output).unwrap();
     assert_eq!(scan["hermes_version"], "0.19.0");
 }
 

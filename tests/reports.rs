@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::util::warden;
+use crate::util::{stdout_of, warden_in};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -14,21 +14,12 @@ fn fixture(name: &str) -> PathBuf {
 /// the machine-specific home path replaced.
 fn report(name: &str, version: &str, args: &[&str]) -> String {
     let home = fixture(name);
-    let output = warden()
-        .arg("--hermes-home")
-        .arg(&home)
-        .args(["--hermes-version", version, "--now", "2026-05-28T20:28:00Z"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .replace(&home.display().to_string(), "[HOME]")
+    stdout_of(
+        warden_in(&home)
+            .args(["--hermes-version", version, "--now", "2026-05-28T20:28:00Z"])
+            .args(args),
+    )
+    .replace(&home.display().to_string(), "[HOME]")
 }
 
 #[test]

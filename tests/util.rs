@@ -12,6 +12,24 @@ pub fn warden() -> assert_cmd::Command {
     command
 }
 
+/// `hermes-warden --hermes-home HOME`.
+pub fn warden_in(home: &Path) -> assert_cmd::Command {
+    let mut command = warden();
+    command.arg("--hermes-home").arg(home);
+    command
+}
+
+/// Runs `command`, fails the test with its stderr unless it succeeds, returns its stdout.
+pub fn stdout_of(command: &mut assert_cmd::Command) -> String {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
 fn target_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
@@ -82,9 +100,7 @@ impl HermesHome {
 
     /// `scan --format json` read with the rules of Hermes `version`.
     pub fn scan_as(&self, version: &str, extra: &[&str]) -> Value {
-        let output = warden()
-            .arg("--hermes-home")
-            .arg(&self.root)
+        let output = warden_in(&self.root)
             .args(["--hermes-version", version, "--now", &self.just_after()])
             .args(extra)
             .args(["scan", "--format", "json"])

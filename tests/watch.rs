@@ -419,3 +419,31 @@ fn concurrent_hermes_writers_with_hermes_own_racy_rotation_nothing_on_disk_is_mi
     let written = manifest["warnings_written"].as_u64().unwrap() as usize;
     assert!(!on_disk.is_empty() && records.len() <= written);
 }
+
+#[test]
+fn watch_without_arguments_uses_hermes_home_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    append(&dir.path().join("logs/errors.log"), &failure_line(1));
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin!("hermes-warden"))
+        .arg("watch")
+        .env("HERMES_HOME", dir.path())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while audit(dir.path()).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no audit record under $HERMES_HOME/warden"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
