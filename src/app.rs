@@ -201,22 +201,20 @@ fn settings(
 fn scan(settings: &Settings, format: ScanFormat) -> Result<(), Failure> {
     let analysis = analysis::analyse(settings, true).map_err(Failure::runtime)?;
     let report = report::build(settings, &analysis);
-    let text = match format {
-        ScanFormat::Table => report::to_table(&report, true),
-        ScanFormat::Json => report::to_json(&report),
-        ScanFormat::Markdown => report::to_markdown(&report),
-    };
-    print(&text)
+    match format {
+        ScanFormat::Table => print(&report::to_table(&report, true)),
+        ScanFormat::Json => emit(|out| report::write_json(&report, out)),
+        ScanFormat::Markdown => print(&report::to_markdown(&report)),
+    }
 }
 
 fn status(settings: &Settings, format: StatusFormat) -> Result<(), Failure> {
     let analysis = analysis::analyse(settings, false).map_err(Failure::runtime)?;
     let report = report::build(settings, &analysis);
-    let text = match format {
-        StatusFormat::Table => report::to_table(&report, false),
-        StatusFormat::Json => report::to_json(&report),
-    };
-    print(&text)
+    match format {
+        StatusFormat::Table => print(&report::to_table(&report, false)),
+        StatusFormat::Json => emit(|out| report::write_json(&report, out)),
+    }
 }
 
 fn rules_check(rules: &RuleSet) -> Result<(), Failure> {
@@ -328,11 +326,15 @@ fn shorten(text: &str) -> String {
 }
 
 fn print(text: &str) -> Result<(), Failure> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
+    emit(|out| out.write_all(text.as_bytes()))
+}
+
+/// Writes to a buffered stdout; a reader that went away (`| head`) is not an error.
+fn emit(
+    write: impl FnOnce(&mut std::io::BufWriter<std::io::StdoutLock>) -> std::io::Result<()>,
+) -> Result<(), Failure> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    match write(&mut out).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(error) => Err(Failure::runtime(error)),

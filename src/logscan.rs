@@ -8,6 +8,7 @@
 //! last line of a chunk is carried over. Invalid UTF-8 is decoded lossily. No I/O here.
 
 use std::borrow::Cow;
+use std::rc::Rc;
 
 use aho_corasick::Input;
 
@@ -48,7 +49,7 @@ pub struct Hit<'r> {
     /// agent.log) from different records of the same moment, also across restarts.
     pub text_hash: u64,
     /// The record's header; `None` for a traceback line whose header is out of reach.
-    pub header: Option<RecordHeader>,
+    pub header: Option<Rc<RecordHeader>>,
     pub part: LinePart,
     pub matched: RuleMatch<'r>,
 }
@@ -199,21 +200,34 @@ impl<'r> LogScanner<'r> {
         if let Some(stripped) = line.strip_suffix(b"\r") {
             line = stripped;
         }
-        let (header, part, text) = match parse_header(line) {
-            Some(header) => {
-                let text = &line[header.message_start..];
-                (Some(RecordHeader::from(&header)), LinePart::Message, text)
-            }
-            None => {
-                let header = header_before(block, start, Some(self.max_line))
-                    .unwrap_or_else(|| self.last_header.clone());
-                (header, LinePart::Continuation, line)
-            }
+        let own_header = parse_header(line);
+        let (part, text) = match &own_header {
+            Some(header) => (LinePart::Message, &line[header.message_start..]),
+            None => (LinePart::Continuation, line),
         };
+        // A traceback line belongs to the record above it.
+        let record_header = match own_header {
+            Some(_) => None,
+            None => header_before(block, start, Some(self.max_line))
+                .unwrap_or_else(|| self.last_header.clone()),
+        };
+        let level = own_header
+            .as_ref()
+            .map(|h| h.level)
+            .or(record_header.as_ref().map(|h| h.level.as_str()));
         let text: Cow<str> = String::from_utf8_lossy(text);
-        let level = header.as_ref().map(|h| h.level.as_str());
+        let matches = self.rules.match_text(&self.file, level, part, &text);
+        if matches.is_empty() {
+            return;
+        }
+        // Owned copies only for lines a rule matched, shared by all of its matches.
+        let header = own_header
+            .as_ref()
+            .map(RecordHeader::from)
+            .or(record_header)
+            .map(Rc::new);
         let text_hash = line_digest(line);
-        for matched in self.rules.match_text(&self.file, level, part, &text) {
+        for matched in matches {
             hits.push(Hit {
                 line: number,
                 text_hash,

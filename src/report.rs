@@ -255,8 +255,10 @@ fn format_time(timestamp: Timestamp, zone: &TimeZone) -> String {
         .to_string()
 }
 
-pub fn to_json(report: &Report) -> String {
-    serde_json::to_string_pretty(report).expect("reports serialise") + "\n"
+/// Writes the report as pretty JSON, streamed: a scan of a large log has a large report.
+pub fn write_json(report: &Report, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, report).map_err(std::io::Error::from)?;
+    out.write_all(b"\n")
 }
 
 fn or_dash(value: Option<&str>) -> String {

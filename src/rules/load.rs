@@ -164,14 +164,7 @@ pub fn load_rule_set(sources: &[RuleSource]) -> Result<RuleSet, Vec<LoadError>> 
     if !errors.is_empty() {
         return Err(errors);
     }
-    RuleSet::new(rules).map_err(|error| {
-        vec![LoadError {
-            file: "(all rules)".into(),
-            line: 0,
-            rule: None,
-            message: format!("the rules do not compile together: {error}"),
-        }]
-    })
+    Ok(RuleSet::new(rules))
 }
 
 fn collect_lists(

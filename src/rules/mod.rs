@@ -4,7 +4,7 @@
 //! conditions on the captures and on the provider's error payload, the kind of finding it yields
 //! and the action it asks for. Rules carry their own sample lines; `rules check` runs them. All
 //! rules are matched together: a literal prefilter over the whole buffer finds candidate lines,
-//! one `RegexSet` says which rules match a candidate, and captures run only for those.
+//! the literals found in a candidate say which rules could match it, and only those run.
 //! This module is pure: no I/O beyond what `load` is handed.
 
 mod builtin;
@@ -12,9 +12,10 @@ mod load;
 mod samples;
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use aho_corasick::AhoCorasick;
-use regex::{Regex, RegexSet};
+use regex::Regex;
 use serde::Serialize;
 
 use crate::payload::{self, ErrorPayload};
@@ -195,20 +196,30 @@ pub struct Fields {
     pub reason: Option<String>,
     pub message: Option<String>,
     pub captures: BTreeMap<String, String>,
-    pub payload: Option<ErrorPayload>,
+    pub payload: Option<Rc<ErrorPayload>>,
 }
 
+/// Payloads already parsed from one line, by the span of text they were parsed from.
+type PayloadCache = Vec<(std::ops::Range<usize>, Option<Rc<ErrorPayload>>)>;
+
 impl Fields {
-    fn read(pattern: &Regex, text: &str) -> Option<Fields> {
+    /// Reads what `pattern` captures in `text`; `payloads` caches the payloads parsed from
+    /// this text so far, by span, as several rules usually capture the same one.
+    fn read(pattern: &Regex, text: &str, payloads: &mut PayloadCache) -> Option<Fields> {
         let caps = pattern.captures(text)?;
         let captures: BTreeMap<String, String> = pattern
             .capture_names()
             .flatten()
             .filter_map(|name| Some((name.to_owned(), caps.name(name)?.as_str().to_owned())))
             .collect();
-        let payload = match captures.get("payload") {
-            Some(body) => payload::find(body),
-            None => payload::find(text),
+        let span = caps.name("payload").map_or(0..text.len(), |m| m.range());
+        let payload = match payloads.iter().find(|(cached, _)| *cached == span) {
+            Some((_, payload)) => payload.clone(),
+            None => {
+                let payload = payload::find(&text[span.clone()]).map(Rc::new);
+                payloads.push((span, payload.clone()));
+                payload
+            }
         };
         let status = captures
             .get("status")
@@ -318,26 +329,37 @@ pub struct RuleMatch<'r> {
 #[derive(Debug)]
 pub struct RuleSet {
     rules: Vec<Rule>,
-    set: RegexSet,
+    /// Finds candidate lines in a whole buffer (leftmost-first is the fastest search).
     prefilter: AhoCorasick,
+    /// Finds every literal in one candidate line, to know which rules could match it.
+    line_literals: AhoCorasick,
+    /// The rule each literal of `line_literals` belongs to.
+    rule_of_literal: Vec<usize>,
 }
 
 impl RuleSet {
-    pub fn new(rules: Vec<Rule>) -> Result<RuleSet, regex::Error> {
-        let set = RegexSet::new(rules.iter().map(|rule| rule.pattern.as_str()))?;
-        let literals: Vec<&str> = rules
+    pub fn new(rules: Vec<Rule>) -> RuleSet {
+        let (literals, rule_of_literal): (Vec<&str>, Vec<usize>) = rules
             .iter()
-            .flat_map(|rule| rule.prefilter.iter().map(String::as_str))
-            .collect();
-        let prefilter = AhoCorasick::builder()
-            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
-            .build(literals)
-            .expect("prefilter literals are plain strings");
-        Ok(RuleSet {
+            .enumerate()
+            .flat_map(|(index, rule)| {
+                rule.prefilter
+                    .iter()
+                    .map(move |literal| (literal.as_str(), index))
+            })
+            .unzip();
+        let build = |kind| {
+            AhoCorasick::builder()
+                .match_kind(kind)
+                .build(&literals)
+                .expect("prefilter literals are plain strings")
+        };
+        RuleSet {
+            prefilter: build(aho_corasick::MatchKind::LeftmostFirst),
+            line_literals: build(aho_corasick::MatchKind::Standard),
+            rule_of_literal,
             rules,
-            set,
-            prefilter,
-        })
+        }
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -357,14 +379,20 @@ impl RuleSet {
         part: LinePart,
         text: &str,
     ) -> Vec<RuleMatch<'_>> {
-        let mut matches: Vec<RuleMatch<'_>> = self
-            .set
-            .matches(text)
+        let mut candidates: Vec<usize> = self
+            .line_literals
+            .find_overlapping_iter(text)
+            .map(|found| self.rule_of_literal[found.pattern().as_usize()])
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        let mut payloads = PayloadCache::new();
+        let mut matches: Vec<RuleMatch<'_>> = candidates
             .into_iter()
             .map(|index| &self.rules[index])
             .filter(|rule| rule.applies_to(file, level, part))
             .filter_map(|rule| {
-                let mut fields = Fields::read(&rule.pattern, text)?;
+                let mut fields = Fields::read(&rule.pattern, text, &mut payloads)?;
                 let holds = |(name, condition): &(String, Condition)| {
                     condition.holds(fields.get(name).as_ref())
                 };
