@@ -266,7 +266,6 @@ fn rules_test(rules: &RuleSet, input: &str, log: &str, max_line: usize) -> Resul
         let captures: Vec<String> = fields
             .captures
             .iter()
-            .filter(|(name, _)| name.as_str() != "payload")
             .map(|(name, value)| format!("{name}={}", scrub(&shorten(value))))
             .collect();
         let rule = hit.matched.rule;

@@ -210,6 +210,8 @@ impl Fields {
         let captures: BTreeMap<String, String> = pattern
             .capture_names()
             .flatten()
+            // The payload is parsed below; its text is never shown.
+            .filter(|name| *name != "payload")
             .filter_map(|name| Some((name.to_owned(), caps.name(name)?.as_str().to_owned())))
             .collect();
         let span = caps.name("payload").map_or(0..text.len(), |m| m.range());
