@@ -264,7 +264,7 @@ fn credential_ref(provider: &str, entry: &PoolEntry) -> CredentialRef {
 mod tests {
     use super::*;
     use crate::auth_store::Pool;
-    use crate::rules::{Action, FindingKind, Severity};
+    use crate::rules::{Action, FindingKind};
 
     const T: f64 = 1_780_000_000.0;
 
@@ -305,14 +305,11 @@ mod tests {
                     .unwrap()
                     .to_zoned_datetime(jiff::tz::TimeZone::UTC),
             ),
-            time_text: None,
             text_hash: 0,
             session: Some(session.into()),
-            logger: None,
             rule: "r".into(),
             kind,
             action: Action::None,
-            severity: Severity::Info,
             provider: None,
             label: None,
             credential_id: None,

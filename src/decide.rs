@@ -80,7 +80,7 @@ mod tests {
     use super::*;
     use crate::attribute::AttributionKind;
     use crate::auth_store::{Pool, PoolEntry};
-    use crate::rules::{FindingKind, Severity};
+    use crate::rules::FindingKind;
 
     fn entry(status: Option<&str>, reset_at: Option<f64>) -> PoolEntry {
         PoolEntry {
@@ -111,14 +111,11 @@ mod tests {
                     .unwrap()
                     .to_zoned_datetime(jiff::tz::TimeZone::UTC),
             ),
-            time_text: None,
             text_hash: 0,
             session: None,
-            logger: None,
             rule: format!("rule-{line}"),
             kind: FindingKind::TerminalAuthFailure,
             action,
-            severity: Severity::Critical,
             provider: None,
             label: None,
             credential_id: None,

@@ -10,7 +10,7 @@ use jiff::ZonedDateTime;
 use jiff::tz::TimeZone;
 
 use crate::logscan::Hit;
-use crate::rules::{Action, FindingKind, Severity};
+use crate::rules::{Action, FindingKind};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
@@ -22,16 +22,12 @@ pub struct Event {
     pub log: String,
     pub line: u64,
     pub time: Option<ZonedDateTime>,
-    /// The timestamp text as written.
-    pub time_text: Option<String>,
     /// Stable hash of the line's text, for telling copies of one record apart.
     pub text_hash: u64,
     pub session: Option<String>,
-    pub logger: Option<String>,
     pub rule: String,
     pub kind: FindingKind,
     pub action: Action,
-    pub severity: Severity,
     pub provider: Option<String>,
     pub label: Option<String>,
     pub credential_id: Option<String>,
@@ -58,14 +54,11 @@ impl Event {
             time: header
                 .and_then(|h| crate::record::parse_local_time(&h.timestamp_text))
                 .and_then(|local| local.to_zoned_datetime(zone.clone()).ok()),
-            time_text: header.map(|h| h.timestamp_text.clone()),
             text_hash: hit.text_hash,
             session: header.and_then(|h| h.session.clone()),
-            logger: header.map(|h| h.logger.clone()),
             rule: rule.id.clone(),
             kind: rule.kind,
             action: rule.action,
-            severity: rule.severity,
             provider: fields.provider.clone(),
             label: fields.label.clone(),
             credential_id: fields.credential_id.clone(),
@@ -107,10 +100,7 @@ impl Event {
 /// one original, so a record logged to both files counts once.
 pub fn drop_copies(events: Vec<Event>) -> Vec<Event> {
     let mut originals: HashMap<_, usize> = HashMap::new();
-    for event in events
-        .iter()
-        .filter(|e| e.log == "errors.log" && e.time_text.is_some())
-    {
+    for event in events.iter().filter(|e| e.log == "errors.log") {
         *originals.entry(event.record_id()).or_default() += 1;
     }
     events

@@ -26,7 +26,6 @@ pub struct RecordHeader {
     pub timestamp_text: String,
     pub level: String,
     pub session: Option<String>,
-    pub logger: String,
 }
 
 impl From<&Header<'_>> for RecordHeader {
@@ -35,7 +34,6 @@ impl From<&Header<'_>> for RecordHeader {
             timestamp_text: header.timestamp_text.to_owned(),
             level: header.level.to_owned(),
             session: header.session.map(str::to_owned),
-            logger: header.logger.to_owned(),
         }
     }
 }

@@ -15,8 +15,9 @@ use crate::auth_store::fingerprint_of;
 /// Shortest run treated as a possible secret. Hermes's own redaction keeps 6 + 4 characters.
 const MIN_SECRET_LEN: usize = 20;
 
-static TOKEN_RUN: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"[A-Za-z0-9_\-+/=.~]{20,}").expect("valid regex"));
+static TOKEN_RUN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(r"[A-Za-z0-9_\-+/=.~]{{{MIN_SECRET_LEN},}}")).expect("valid regex")
+});
 
 /// `text` with every token-like run replaced by its fingerprint.
 pub fn scrub(text: &str) -> Cow<'_, str> {
@@ -31,8 +32,7 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
 }
 
 fn looks_like_secret(run: &str) -> bool {
-    run.len() >= MIN_SECRET_LEN
-        && run.bytes().any(|b| b.is_ascii_digit())
+    run.bytes().any(|b| b.is_ascii_digit())
         && run.bytes().any(|b| b.is_ascii_alphabetic())
         && !run.contains("..")
 }

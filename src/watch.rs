@@ -104,14 +104,13 @@ pub fn run(mut settings: Settings, options: WatchOptions, reload: &Reload) -> an
     let mut homes: Vec<WatchedHome> = Vec::new();
     let mut watched: HashSet<PathBuf> = HashSet::new();
     tracing::info!(home = %settings.root.display(), dry_run = options.dry_run, "watching");
+    let mut stop = false;
     loop {
         add_new_homes(&settings, &options, &checkpoints, &audit, &mut homes);
         watch_directories(&mut watcher, &settings, &homes, &mut watched);
         settings.now = Timestamp::now();
         for home in &mut homes {
             step(&settings, &options, home, &mut audit)?;
-        }
-        for home in &homes {
             for log in &home.logs {
                 checkpoints
                     .files
@@ -121,10 +120,14 @@ pub fn run(mut settings: Settings, options: WatchOptions, reload: &Reload) -> an
         checkpoints
             .save(&checkpoint_path)
             .with_context(|| format!("{}: cannot write", checkpoint_path.display()))?;
+        if stop {
+            signal_handle.close();
+            tracing::info!("stopped");
+            return Ok(());
+        }
 
         // Sleep until something happens or the timer fires, then take whatever else is
-        // pending and step once for all of it.
-        let mut stop = false;
+        // pending and step once for all of it (a stop request included: the last step runs).
         let mut next = wakes
             .recv_timeout(options.poll_interval)
             .map_err(|error| error == mpsc::RecvTimeoutError::Disconnected);
@@ -150,21 +153,6 @@ pub fn run(mut settings: Settings, options: WatchOptions, reload: &Reload) -> an
                 Ok(wake) => next = Ok(wake),
                 Err(_) => break,
             }
-        }
-        if stop {
-            settings.now = Timestamp::now();
-            for home in &mut homes {
-                step(&settings, &options, home, &mut audit)?;
-                for log in &home.logs {
-                    checkpoints
-                        .files
-                        .insert(log.key.clone(), log.tailer.positions());
-                }
-            }
-            checkpoints.save(&checkpoint_path)?;
-            signal_handle.close();
-            tracing::info!("stopped");
-            return Ok(());
         }
     }
 }
@@ -211,7 +199,7 @@ fn add_new_homes(
         let copies = audit
             .recent_records()
             .iter()
-            .filter(|(_, file, _)| logs_of(&logs).any(|key| key == file))
+            .filter(|(_, file, _)| logs.iter().any(|log| log.key == *file))
             .map(|(id, file, time)| (id.clone(), (file.clone(), *time)))
             .collect();
         homes.push(WatchedHome {
@@ -223,10 +211,6 @@ fn add_new_homes(
             copies,
         });
     }
-}
-
-fn logs_of(logs: &[WatchedLog]) -> impl Iterator<Item = &str> {
-    logs.iter().map(|log| log.key.as_str())
 }
 
 /// Watches each home's logs directory, or the nearest directory that exists, so a logs
