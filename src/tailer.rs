@@ -115,6 +115,10 @@ struct Reader {
     read: u64,
     partial: Vec<u8>,
     partial_cut: bool,
+    /// The beginning (up to `HEAD_BYTES`) of the file's first line, as read: its hash becomes
+    /// the identity's head, so the head always describes the bytes delivered, even when the
+    /// file is rewritten while it is being read.
+    first_line: Vec<u8>,
     last_growth: Instant,
 }
 
@@ -130,6 +134,7 @@ impl Reader {
             read: start.offset,
             partial: Vec::new(),
             partial_cut: false,
+            first_line: Vec::new(),
             last_growth: now,
         })
     }
@@ -143,6 +148,7 @@ impl Reader {
     }
 
     fn restart_at_zero(&mut self) {
+        self.first_line.clear();
         self.delivered = 0;
         self.lines = 0;
         self.read = 0;
@@ -171,8 +177,8 @@ impl Reader {
                 let bytes = std::mem::take(&mut self.partial);
                 let cut = std::mem::take(&mut self.partial_cut);
                 let end = self.read + newline as u64 + 1;
-                if self.identity.head.is_none() {
-                    self.identity.head = current_head(&self.file)?;
+                if self.delivered == 0 {
+                    self.identity.head = Some(head_hash(&std::mem::take(&mut self.first_line)));
                 }
                 self.delivered = end;
                 self.lines += 1;
@@ -207,6 +213,11 @@ impl Reader {
     }
 
     fn take(&mut self, bytes: &[u8], max_line: usize) {
+        if self.delivered == 0 {
+            let room = HEAD_BYTES.saturating_sub(self.first_line.len());
+            self.first_line
+                .extend_from_slice(&bytes[..bytes.len().min(room)]);
+        }
         let room = max_line.saturating_sub(self.partial.len());
         if bytes.len() > room {
             self.partial_cut = true;
@@ -306,20 +317,6 @@ impl Tailer {
                 })
             })
             .collect()
-    }
-
-    /// Bytes not yet read from the live file.
-    pub fn lag_bytes(&self) -> u64 {
-        self.current
-            .as_ref()
-            .and_then(|reader| {
-                reader
-                    .file
-                    .metadata()
-                    .ok()
-                    .map(|m| m.len().saturating_sub(reader.read))
-            })
-            .unwrap_or(0)
     }
 
     /// Reads whatever is new. `now` only decides when a drained file may be let go.
@@ -454,6 +451,7 @@ impl Tailer {
                 read: old.read,
                 partial: old.partial.clone(),
                 partial_cut: old.partial_cut,
+                first_line: old.first_line.clone(),
                 last_growth: now,
             };
             copy.read_to_end(self.max_line, now, &mut poll.lines)?;
@@ -471,10 +469,12 @@ impl Tailer {
     /// truncate) and is left for `read_rest_from_copy`.
     fn read_unseen_backups(&mut self, now: Instant, poll: &mut Poll) -> io::Result<()> {
         let tracked = self.tracked();
-        let live_head = self
-            .current
-            .as_ref()
-            .and_then(|reader| reader.identity.head.clone());
+        // The live file's first line as it is on disk now: the reader may just have been
+        // restarted after a truncation and not know it yet.
+        let live_head = match &self.current {
+            Some(reader) => current_head(&reader.file)?,
+            None => None,
+        };
         let mut seen = Vec::new();
         for backup in backups_oldest_first(&self.path) {
             let Ok(mut reader) = Reader::open(&backup, Start::default(), now) else {
