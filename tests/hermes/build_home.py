@@ -74,6 +74,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 from unittest import mock
 
+from hermes_sandbox import close_hermes_logs, flush_hermes_logs, hermes_file_handlers, sandbox_environment
+
 sys.dont_write_bytecode = True
 
 # ---------------------------------------------------------------------------
@@ -284,33 +286,17 @@ class FakeProvider:
 # Harness: environment, logging, credentials, failure paths
 # ---------------------------------------------------------------------------
 
-_KEEP_ENV = {"PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "VIRTUAL_ENV", "SYSTEMROOT"}
-
-
 def prepare_environment(home: Path, fake_user_home: Path) -> None:
     """Scrub credentials from the environment and point Hermes at HOME_DIR.
 
     Must run before any Hermes module is imported (agent.redact, for one, reads
     its settings at import time).
     """
-    for key in list(os.environ):
-        if key not in _KEEP_ENV:
-            del os.environ[key]
-    os.environ.setdefault("TZ", "UTC")
+    env = sandbox_environment(home, fake_user_home)
+    os.environ.clear()
+    os.environ.update(env)
     time.tzset()
-    os.environ["HOME"] = str(fake_user_home)
-    os.environ["XDG_CONFIG_HOME"] = str(fake_user_home / ".config")
-    os.environ["XDG_CACHE_HOME"] = str(fake_user_home / ".cache")
-    os.environ["XDG_DATA_HOME"] = str(fake_user_home / ".local" / "share")
-    os.environ["HERMES_HOME"] = str(home)
-    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
-    (fake_user_home / "tmp").mkdir(exist_ok=True)
-    os.environ["TMPDIR"] = str(fake_user_home / "tmp")
     tempfile.tempdir = None  # re-read TMPDIR
-    # Anything that is not loopback goes to a closed port and fails fast.
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        os.environ[var] = "http://127.0.0.1:9"
-    os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 
 
 class Harness:
@@ -342,40 +328,10 @@ class Harness:
         os.environ["HERMES_HOME"] = str(self.home)
         hermes_logging.setup_logging(hermes_home=self.home, force=True)
 
-    def flush_logs(self) -> None:
-        import hermes_logging
-
-        if hasattr(hermes_logging, "flush_log_queue"):  # 0.19: QueueListener
-            hermes_logging.flush_log_queue()
-        for handler in self.file_handlers():
-            handler.flush()
-
-    def file_handlers(self) -> list:
-        import hermes_logging
-
-        if hasattr(hermes_logging, "rotating_file_handlers"):  # 0.19
-            return list(hermes_logging.rotating_file_handlers())
-        return [h for h in logging.getLogger().handlers if isinstance(h, logging.handlers.RotatingFileHandler)]
-
-    def close_logs(self) -> None:
-        """Flush and close every Hermes log handler (and the 0.19 queue listener)."""
-        import hermes_logging
-
-        hermes_logging.clear_session_context()
-        self.flush_logs()
-        if hasattr(hermes_logging, "_reset_queued_handlers"):  # 0.19
-            hermes_logging._reset_queued_handlers()
-        root = logging.getLogger()
-        for handler in list(root.handlers):
-            if isinstance(handler, logging.handlers.RotatingFileHandler):
-                root.removeHandler(handler)
-                handler.close()
-        hermes_logging._logging_initialized = False
-
     def rollover_logs(self) -> None:
         """Rotate agent.log and errors.log with Hermes's own handlers (.log -> .log.1)."""
-        self.flush_logs()
-        for handler in self.file_handlers():
+        flush_hermes_logs()
+        for handler in hermes_file_handlers():
             handler.acquire()
             try:
                 handler.doRollover()
@@ -737,7 +693,7 @@ def scenario_profile(h: Harness) -> str:
     h.start_session("3a0b00")
     h.compaction_attempt(h.sessions[-1]["id"])
     h.end_session()
-    h.close_logs()
+    close_hermes_logs()
 
     # The root home: its own pool with the SAME ids but different tokens, healthy.
     h.open_home(None)
@@ -872,7 +828,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         clock.patch_datetime(auth_mod, credential_pool_mod)
         harness = Harness(home, clock, server, hermes_version)
         notes = scenario.run(harness)
-        harness.close_logs()
+        close_hermes_logs()
         manifest = {
             "scenario": args.scenario,
             "hermes_version": hermes_version,

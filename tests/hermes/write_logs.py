@@ -106,6 +106,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from hermes_sandbox import close_hermes_logs, hermes_file_handlers, sandbox_environment
+
 sys.dont_write_bytecode = True
 
 TRACKED_LOGGER = "agent.context_compressor"
@@ -126,7 +128,6 @@ SLEEP_PROBABILITY = 0.02
 SLEEP_MAX_SECONDS = 0.002
 ERRORS_LOG_MAX_BYTES = 2 * 1024 * 1024  # fixed by Hermes
 
-_KEEP_ENV = {"PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "VIRTUAL_ENV", "SYSTEMROOT"}
 _LOGGING_ERROR_MARK = "--- Logging error ---"
 
 _TRACKED_LINE = re.compile(
@@ -151,24 +152,8 @@ def writer_environment(hermes_home: Path, fake_user_home: Path, redact: bool) ->
     redact=False is Hermes's own opt-out (`security.redact_secrets: false`, bridged to
     HERMES_REDACT_SECRETS): RedactingFormatter then returns the text unchanged.
     """
-    env = {key: value for key, value in os.environ.items() if key in _KEEP_ENV}
-    env.setdefault("TZ", "UTC")
-    tmp = fake_user_home / "tmp"
-    tmp.mkdir(exist_ok=True)
-    env.update({
-        "HOME": str(fake_user_home),
-        "XDG_CONFIG_HOME": str(fake_user_home / ".config"),
-        "XDG_CACHE_HOME": str(fake_user_home / ".cache"),
-        "XDG_DATA_HOME": str(fake_user_home / ".local" / "share"),
-        "TMPDIR": str(tmp),
-        "HERMES_HOME": str(hermes_home),
-        "HERMES_REDACT_SECRETS": "true" if redact else "false",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        # Nothing here uses the network; should anything try, it fails fast.
-        "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
-        "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
-        "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
-    })
+    env = sandbox_environment(hermes_home, fake_user_home)
+    env["HERMES_REDACT_SECRETS"] = "true" if redact else "false"
     return env
 
 
@@ -183,15 +168,6 @@ def session_ids(processes: int, seed: int) -> List[str]:
 # ---------------------------------------------------------------------------
 # Writer process (this script with --writer W)
 # ---------------------------------------------------------------------------
-
-def hermes_file_handlers() -> list:
-    """Hermes's rotating file handlers (0.19 keeps them behind a QueueListener)."""
-    import hermes_logging
-
-    if hasattr(hermes_logging, "rotating_file_handlers"):  # 0.19
-        return list(hermes_logging.rotating_file_handlers())
-    return [h for h in logging.getLogger().handlers if isinstance(h, logging.handlers.RotatingFileHandler)]
-
 
 def serialize_emits(handler: logging.Handler, lock_path: Path) -> None:
     """Hold an exclusive flock on LOCK_PATH around each emit of HANDLER, across processes.
@@ -230,21 +206,6 @@ def open_hermes_logs(home: Path, max_size_mb: int, backup_count: int, lock_dir: 
     if lock_dir is not None:
         for handler in (agent, errors):
             serialize_emits(handler, lock_dir / (Path(handler.baseFilename).name + ".lock"))
-
-
-def close_hermes_logs() -> None:
-    """Drain the 0.19 queue listener, then flush and close every Hermes file handler."""
-    import hermes_logging
-
-    hermes_logging.clear_session_context()
-    if hasattr(hermes_logging, "_reset_queued_handlers"):  # 0.19: stops the listener first
-        hermes_logging._reset_queued_handlers()
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if isinstance(handler, logging.handlers.RotatingFileHandler):
-            root.removeHandler(handler)
-            handler.flush()
-            handler.close()
 
 
 def page_text(rng: random.Random) -> str:
