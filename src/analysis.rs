@@ -19,6 +19,7 @@ use crate::event::{Event, drop_copies};
 use crate::hermes_version::HermesVersion;
 use crate::home::{Target, log_files_oldest_first};
 use crate::logscan::{LogScanner, ScanStats};
+use crate::remedy::Policy;
 use crate::rules::{LOG_FILES, RuleSet};
 
 /// Small enough that a chunk and its matches stay in the CPU caches.
@@ -34,11 +35,13 @@ pub struct Settings {
     pub windows: Windows,
     pub max_line: usize,
     pub now: Timestamp,
+    /// How dead marks are written (form, lock deadline).
+    pub policy: Policy,
 }
 
 impl Settings {
     pub fn semantics(&self) -> Semantics {
-        Semantics::for_version(self.hermes_version)
+        self.policy.semantics
     }
 
     pub fn now_seconds(&self) -> f64 {
@@ -69,12 +72,21 @@ pub struct Analysis {
 }
 
 impl Analysis {
+    /// Reads every home's auth.json again, after the warden changed it.
+    pub fn reread_auth(&mut self) -> anyhow::Result<()> {
+        for home in &mut self.homes {
+            home.snapshot = auth_store::read(&home.target.auth_json())?;
+        }
+        Ok(())
+    }
+
     pub fn snapshot_of(&self, profile: Option<&str>) -> &AuthSnapshot {
         snapshot_in(&self.homes, profile)
     }
 }
 
-fn snapshot_in<'h>(homes: &'h [HomeState], profile: Option<&str>) -> &'h AuthSnapshot {
+/// The snapshot of `profile`'s home among `homes` (empty when it is not one of them).
+pub fn snapshot_in<'h>(homes: &'h [HomeState], profile: Option<&str>) -> &'h AuthSnapshot {
     static EMPTY: AuthSnapshot = AuthSnapshot {
         active_provider: None,
         pools: Vec::new(),

@@ -11,15 +11,19 @@ use anyhow::Context;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use crate::analysis::{self, Settings};
+use crate::analysis::{self, Analysis, Settings, snapshot_in};
+use crate::availability::Semantics;
 use crate::cli::{Cli, Command, GlobalArgs, RulesCommand, ScanFormat, StatusFormat};
-use crate::config::{self, WardenConfig};
+use crate::config::{self, MarkAs, WardenConfig};
+use crate::dead_mark::DeadForm;
 use crate::hermes_version::{self, HermesVersion};
 use crate::home;
 use crate::logscan::LogScanner;
+use crate::remedy::{Policy, Remedy};
 use crate::report;
 use crate::rules::{self, RuleSet, RuleSource};
 use crate::secrets::scrub;
+use crate::state::AuditLog;
 use crate::watch::{self, WatchOptions};
 
 /// A failure and the exit status it means.
@@ -65,9 +69,16 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Rules(RulesCommand::Test { input, log }) => {
             rules_test(&rules, &input, &log, config.max_line_bytes)
         }
-        Command::Scan { format } => {
+        Command::Scan { format, apply } => {
             let settings = settings(&cli.global, root, rules, &config)?;
-            scan(&settings, format)
+            scan(&settings, format, apply)
+        }
+        Command::Revive {
+            provider,
+            credential,
+        } => {
+            let settings = settings(&cli.global, root, rules, &config)?;
+            revive(&settings, &provider, &credential)
         }
         Command::Watch {
             dry_run,
@@ -179,6 +190,15 @@ fn settings(
         ),
         None => hermes_version::detect(config.hermes_bin.as_deref()),
     };
+    let policy = Policy {
+        form: match config.mark_as {
+            MarkAs::Auto => DeadForm::for_version(hermes_version),
+            MarkAs::Dead => DeadForm::Dead,
+            MarkAs::Exhausted => DeadForm::Exhausted,
+        },
+        semantics: Semantics::for_version(hermes_version),
+        lock_deadline: Duration::from_secs_f64(config.lock_timeout_seconds),
+    };
     let now = match &global.now {
         Some(text) => text
             .parse::<Timestamp>()
@@ -195,17 +215,74 @@ fn settings(
         windows: config.windows(),
         max_line: config.max_line_bytes,
         now,
+        policy,
     })
 }
 
-fn scan(settings: &Settings, format: ScanFormat) -> Result<(), Failure> {
-    let analysis = analysis::analyse(settings, true).map_err(Failure::runtime)?;
+fn scan(settings: &Settings, format: ScanFormat, apply: bool) -> Result<(), Failure> {
+    let mut analysis = analysis::analyse(settings, true).map_err(Failure::runtime)?;
+    if apply {
+        apply_actions(settings, &mut analysis).map_err(Failure::runtime)?;
+    }
     let report = report::build(settings, &analysis);
     match format {
         ScanFormat::Table => print(&report::to_table(&report, true)),
         ScanFormat::Json => emit(|out| report::write_json(&report, out)),
         ScanFormat::Markdown => print(&report::to_markdown(&report)),
     }
+}
+
+/// `scan --apply`: every action carried out, the ledger reconciled with each home, and what
+/// changed recorded in the audit log.
+fn apply_actions(settings: &Settings, analysis: &mut Analysis) -> anyhow::Result<()> {
+    let state_dir = settings.root.join("warden");
+    let mut remedy = Remedy::open(&state_dir, settings.policy)?;
+    let (results, records) = remedy.apply(
+        &settings.targets,
+        &analysis.actions,
+        &analysis.events,
+        |profile| snapshot_in(&analysis.homes, profile),
+        settings.now,
+    )?;
+    for (action, result) in analysis.actions.iter_mut().zip(results) {
+        action.result = result;
+    }
+    let records: Vec<_> = records.into_iter().map(|record| (None, record)).collect();
+    let mut audit = AuditLog::open(&state_dir.join("audit.jsonl"))?;
+    audit.append(&records)?;
+    analysis.reread_auth()
+}
+
+fn revive(settings: &Settings, provider: &str, name: &str) -> Result<(), Failure> {
+    let [target] = settings.targets.as_slice() else {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "revive works on one home: use --profile NAME for a profile, not --all-profiles"
+        )));
+    };
+    let state_dir = settings.root.join("warden");
+    let mut remedy = Remedy::open(&state_dir, settings.policy).map_err(Failure::runtime)?;
+    let credential = remedy
+        .revive(target, provider, name)
+        .map_err(Failure::runtime)?;
+    let record = serde_json::json!({
+        "recorded_at": settings.now.to_string(),
+        "type": "revive",
+        "profile": target.profile,
+        "provider": credential.provider,
+        "credential_id": credential.id,
+        "label": credential.label,
+    });
+    AuditLog::open(&state_dir.join("audit.jsonl"))
+        .and_then(|mut audit| Ok(audit.append(&[(None, record)])?))
+        .map_err(Failure::runtime)?;
+    print(&format!(
+        "revived {provider}/{}{}: status cleared, dead mark dropped\n",
+        credential.id,
+        credential
+            .label
+            .map(|label| format!(" ({label})"))
+            .unwrap_or_default()
+    ))
 }
 
 fn status(settings: &Settings, format: StatusFormat) -> Result<(), Failure> {

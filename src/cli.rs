@@ -68,7 +68,7 @@ pub enum StatusFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Follow the logs and record every credential failure in <home>/warden/audit.jsonl
+    /// Follow the logs, mark failed credentials dead and keep them dead (see <home>/warden/)
     Watch {
         /// Run the whole pipeline but write nothing to auth.json
         #[arg(long)]
@@ -84,6 +84,9 @@ pub enum Command {
     Scan {
         #[arg(long, value_enum, default_value_t = ScanFormat::Table)]
         format: ScanFormat,
+        /// Carry the actions out: mark the credentials dead in auth.json (default: dry run)
+        #[arg(long)]
+        apply: bool,
     },
     /// Every credential of every pool: state, reason, since when, time left, compaction risk
     Status {
@@ -93,6 +96,13 @@ pub enum Command {
     /// Check or try the rules
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Undo a dead mark: clear the credential's status fields and drop it from the ledger
+    Revive {
+        /// The pool's provider (openai-codex, anthropic, custom:NAME, ...)
+        provider: String,
+        /// The credential's id or label
+        credential: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -29,6 +29,19 @@ pub struct WardenConfig {
     pub poll_interval_seconds: f64,
     /// `watch`: how long a renamed log is still read for late writes after it went quiet.
     pub drain_grace_seconds: f64,
+    /// How a dead mark is written: `auto` (the form the installed Hermes honours, or the one
+    /// every version honours when the version is unknown), `dead` or `exhausted`.
+    pub mark_as: MarkAs,
+    /// How long to try for Hermes's auth lock before giving up (and retrying later).
+    pub lock_timeout_seconds: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarkAs {
+    Auto,
+    Dead,
+    Exhausted,
 }
 
 impl Default for WardenConfig {
@@ -43,6 +56,8 @@ impl Default for WardenConfig {
             timezone: None,
             poll_interval_seconds: 1.0,
             drain_grace_seconds: 30.0,
+            mark_as: MarkAs::Auto,
+            lock_timeout_seconds: 10.0,
         }
     }
 }
@@ -101,6 +116,11 @@ pub fn parse(path: &Path, text: &str) -> Result<WardenConfig, ConfigError> {
     if !(config.poll_interval_seconds > 0.0 && config.drain_grace_seconds >= 0.0) {
         return Err(invalid(
             "poll_interval_seconds must be above zero and drain_grace_seconds zero or more",
+        ));
+    }
+    if !(config.lock_timeout_seconds > 0.0 && config.lock_timeout_seconds < 15.0) {
+        return Err(invalid(
+            "lock_timeout_seconds must be above zero and below Hermes's own 15 seconds",
         ));
     }
     if config.max_line_bytes < 1024 {

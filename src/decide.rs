@@ -14,7 +14,12 @@ use crate::rules::Action;
 #[serde(rename_all = "snake_case")]
 pub enum ActionResult {
     WouldApply,
+    /// Written to auth.json (by `scan --apply` or `watch`).
+    Applied,
     AlreadyDead,
+    /// Not written (the lock stayed taken, auth.json did not parse, the token changed);
+    /// a mark in the ledger is retried.
+    Failed,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -97,7 +97,15 @@ pub struct Summary {
     pub compaction_failures: usize,
     pub would_apply: usize,
     pub already_dead: usize,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub applied: usize,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub failed: usize,
     pub compaction_at_risk: usize,
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }
 
 pub fn build(settings: &Settings, analysis: &Analysis) -> Report {
@@ -214,6 +222,14 @@ pub fn build(settings: &Settings, analysis: &Analysis) -> Report {
         already_dead: actions
             .iter()
             .filter(|a| a.result == ActionResult::AlreadyDead)
+            .count(),
+        applied: actions
+            .iter()
+            .filter(|a| a.result == ActionResult::Applied)
+            .count(),
+        failed: actions
+            .iter()
+            .filter(|a| a.result == ActionResult::Failed)
             .count(),
         compaction_at_risk: compaction.iter().filter(|c| c.at_risk).count(),
     };
@@ -415,7 +431,9 @@ fn attribution_name(kind: AttributionKind) -> &'static str {
 fn result_name(result: ActionResult) -> &'static str {
     match result {
         ActionResult::WouldApply => "would_apply",
+        ActionResult::Applied => "applied",
         ActionResult::AlreadyDead => "already_dead",
+        ActionResult::Failed => "failed",
     }
 }
 
@@ -430,8 +448,15 @@ fn format_duration(seconds: u64) -> String {
 
 fn summary_line(report: &Report) -> String {
     let s = &report.summary;
+    let mut done = String::new();
+    if s.applied > 0 {
+        done.push_str(&format!(", {} marked dead", s.applied));
+    }
+    if s.failed > 0 {
+        done.push_str(&format!(", {} failed (retried from the ledger)", s.failed));
+    }
     format!(
-        "{} events, {} credential failures ({} unattributed), {} compaction failures; {} would be marked dead, {} already dead; {} compaction providers at risk",
+        "{} events, {} credential failures ({} unattributed), {} compaction failures; {} would be marked dead, {} already dead{done}; {} compaction providers at risk",
         s.events,
         s.credential_failures,
         s.unattributed_failures,

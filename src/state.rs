@@ -25,8 +25,10 @@ pub fn ensure_dir(dir: &Path) -> io::Result<()> {
         .create(dir)
 }
 
-/// Replaces `path` with `bytes` so that a reader sees the old or the new content, never a mix.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Replaces `path` with `bytes` (mode 0600, owned by `owner` (uid, gid) when given) so that a
+/// reader sees the old or the new content, never a mix: a temporary file in the same directory,
+/// fsynced, renamed over `path`, then the directory fsynced.
+pub fn write_atomically(path: &Path, bytes: &[u8], owner: Option<(u32, u32)>) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::other("no parent directory"))?;
@@ -35,6 +37,13 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .permissions(fs::Permissions::from_mode(0o600))
         .tempfile_in(dir)?;
     temp.write_all(bytes)?;
+    if let Some((uid, gid)) = owner {
+        use std::os::unix::fs::MetadataExt;
+        let created = temp.as_file().metadata()?;
+        if (created.uid(), created.gid()) != (uid, gid) {
+            std::os::unix::fs::fchown(temp.as_file(), Some(uid), Some(gid))?;
+        }
+    }
     temp.as_file().sync_all()?;
     temp.persist(path).map_err(|error| error.error)?;
     File::open(dir)?.sync_all()
@@ -63,7 +72,7 @@ impl Checkpoints {
     pub fn save(&self, path: &Path) -> io::Result<()> {
         let mut bytes = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
         bytes.push(b'\n');
-        write_atomically(path, &bytes)
+        write_atomically(path, &bytes, None)
     }
 }
 
@@ -162,8 +171,9 @@ impl AuditLog {
             .is_some_and(|end| source.end <= *end)
     }
 
-    /// Appends records (each a JSON object with a `source`) and makes them durable.
-    pub fn append(&mut self, records: &[(Source, serde_json::Value)]) -> io::Result<()> {
+    /// Appends records (JSON objects; a finding's carries the `source` of its line) and makes
+    /// them durable.
+    pub fn append(&mut self, records: &[(Option<Source>, serde_json::Value)]) -> io::Result<()> {
         if records.is_empty() {
             return Ok(());
         }
@@ -179,7 +189,7 @@ impl AuditLog {
             .open(&self.path)?;
         file.write_all(text.as_bytes())?;
         file.sync_data()?;
-        for (source, _) in records {
+        for source in records.iter().filter_map(|(source, _)| source.as_ref()) {
             let end = self.recorded.entry(source.file_key()).or_insert(0);
             *end = source.end.max(*end);
         }
@@ -237,7 +247,7 @@ mod tests {
         let mut audit = AuditLog::open(&path).unwrap();
         assert!(!audit.already_recorded(&source));
         let record = serde_json::json!({"rule": "x", "source": source});
-        audit.append(&[(source.clone(), record)]).unwrap();
+        audit.append(&[(Some(source.clone()), record)]).unwrap();
         let reopened = AuditLog::open(&path).unwrap();
         assert!(reopened.already_recorded(&source));
         assert!(reopened.already_recorded(&Source::new(&identity(), 50)));

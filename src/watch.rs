@@ -7,8 +7,12 @@
 //! in agent.log, written just before it, so the second read catches a copy that was not there
 //! yet), drop the copies, attribute the new events together with the recent ones (a payload
 //! line pairs with the `marking` line before it), decide, append the findings to the audit log,
-//! then write the checkpoint. SIGTERM and SIGINT finish the step and exit; SIGHUP reloads the
-//! rules and the configuration, keeping the old ones when the new ones are invalid.
+//! then write the checkpoint. Unless it is a dry run, decisions are carried out through
+//! [`remedy`](crate::remedy) before the findings are recorded, and each home's auth.json is
+//! reconciled with the ledger at start, whenever it changes (its directory is watched too),
+//! while a mark is still pending, and after a failed write. SIGTERM and SIGINT finish the step
+//! and exit; SIGHUP reloads the rules and the configuration, keeping the old ones when the new
+//! ones are invalid.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -27,6 +31,7 @@ use crate::decide::{ActionResult, decide};
 use crate::event::Event;
 use crate::home::{self, Target};
 use crate::logscan::{LogScanner, RecordHeader};
+use crate::remedy::Remedy;
 use crate::rules::Action;
 use crate::secrets::scrub;
 use crate::state::{self, AuditLog, Checkpoints, Source};
@@ -67,6 +72,8 @@ struct WatchedHome {
     logs: Vec<WatchedLog>,
     snapshot: AuthSnapshot,
     auth_stamp: Option<(u64, u64, i64, i64)>,
+    /// auth.json must be compared with the ledger (at start, after a change or a failed write).
+    reconcile_due: bool,
     recent: Vec<Event>,
     /// Records seen lately: record id to (log key, event time), to drop the second copy.
     copies: HashMap<String, (String, f64)>,
@@ -80,6 +87,10 @@ pub fn run(mut settings: Settings, options: WatchOptions, reload: &Reload) -> an
     let mut checkpoints = Checkpoints::load(&checkpoint_path)?;
     checkpoints.version = 1;
     let mut audit = AuditLog::open(&state_dir.join("audit.jsonl"))?;
+    let mut remedy = match options.dry_run {
+        true => None,
+        false => Some(Remedy::open(&state_dir, settings.policy)?),
+    };
 
     let (wake, wakes) = mpsc::channel();
     let file_wake = wake.clone();
@@ -110,7 +121,7 @@ pub fn run(mut settings: Settings, options: WatchOptions, reload: &Reload) -> an
         watch_directories(&mut watcher, &settings, &homes, &mut watched);
         settings.now = Timestamp::now();
         for home in &mut homes {
-            step(&settings, &options, home, &mut audit)?;
+            step(&settings, home, &mut audit, remedy.as_mut())?;
             for log in &home.logs {
                 checkpoints
                     .files
@@ -139,6 +150,9 @@ pub fn run(mut settings: Settings, options: WatchOptions, reload: &Reload) -> an
                     Ok(new) => {
                         tracing::info!("reloaded rules and configuration");
                         settings = new;
+                        if let Some(remedy) = &mut remedy {
+                            remedy.policy = settings.policy;
+                        }
                         homes.iter_mut().for_each(|home| {
                             home.logs.iter_mut().for_each(|log| log.headers.clear())
                         });
@@ -207,14 +221,15 @@ fn add_new_homes(
             logs,
             snapshot: AuthSnapshot::default(),
             auth_stamp: None,
+            reconcile_due: true,
             recent: Vec::new(),
             copies,
         });
     }
 }
 
-/// Watches each home's logs directory, or the nearest directory that exists, so a logs
-/// directory or a profile created later is noticed.
+/// Watches each home's directory (for auth.json) and logs directory, or the nearest directory
+/// that exists, so a logs directory or a profile created later is noticed.
 fn watch_directories(
     watcher: &mut notify::RecommendedWatcher,
     settings: &Settings,
@@ -223,7 +238,12 @@ fn watch_directories(
 ) {
     let mut wanted: Vec<PathBuf> = homes
         .iter()
-        .map(|home| nearest_existing(&home.target.logs()))
+        .flat_map(|home| {
+            [
+                nearest_existing(&home.target.logs()),
+                nearest_existing(&home.target.dir),
+            ]
+        })
         .collect();
     wanted.push(nearest_existing(&settings.root.join("profiles")));
     for dir in wanted {
@@ -245,14 +265,30 @@ fn nearest_existing(dir: &Path) -> PathBuf {
         .to_owned()
 }
 
-/// One step for one home: new lines to findings in the audit log.
+/// One step for one home: auth.json reconciled if due, new lines to findings, decisions carried
+/// out, findings in the audit log.
 fn step(
     settings: &Settings,
-    options: &WatchOptions,
     home: &mut WatchedHome,
     audit: &mut AuditLog,
+    mut remedy: Option<&mut Remedy>,
 ) -> anyhow::Result<()> {
-    refresh_snapshot(home);
+    if refresh_snapshot(home) {
+        home.reconcile_due = true;
+    }
+    if let Some(remedy) = remedy.as_deref_mut()
+        && (home.reconcile_due || remedy.pending(home.target.profile.as_deref()))
+    {
+        home.reconcile_due = false;
+        let (_, records) = remedy.apply(
+            std::slice::from_ref(&home.target),
+            &[],
+            &[],
+            |_| &home.snapshot,
+            settings.now,
+        )?;
+        finish_remedy(home, audit, records)?;
+    }
     let clock = Instant::now();
     let mut fresh: Vec<(Event, Source)> = Vec::new();
     for index in [0, 1, 0] {
@@ -314,13 +350,29 @@ fn step(
     let attributions = attribute(&home.recent, |_| snapshot, settings.windows);
     let events = &home.recent[earlier..];
     let attributions = &attributions[earlier..];
-    let actions = decide(
+    let mut actions = decide(
         events,
         attributions,
         |_| snapshot,
         settings.semantics(),
         settings.now_seconds(),
     );
+    let mut remedy_records = Vec::new();
+    if let Some(remedy) = remedy
+        && !actions.is_empty()
+    {
+        let (results, records) = remedy.apply(
+            std::slice::from_ref(&home.target),
+            &actions,
+            events,
+            |_| snapshot,
+            settings.now,
+        )?;
+        for (action, result) in actions.iter_mut().zip(results) {
+            action.result = result;
+        }
+        remedy_records = records;
+    }
     let mut records = Vec::new();
     for ((event, attribution), source) in events.iter().zip(attributions).zip(sources) {
         if audit.already_recorded(&source) {
@@ -349,24 +401,42 @@ fn step(
                     .as_ref()
                     .map(|c| format!("{}/{}", c.provider, c.id)),
                 "credential failed for good: {}",
-                if result == ActionResult::AlreadyDead {
-                    "already dead"
-                } else if options.dry_run {
-                    "would be marked dead (dry run)"
-                } else {
-                    "would be marked dead (remediation is not built yet)"
+                match result {
+                    ActionResult::AlreadyDead => "already dead",
+                    ActionResult::WouldApply => "would be marked dead (dry run)",
+                    ActionResult::Applied => "marked dead",
+                    ActionResult::Failed => "not marked yet (retried from the ledger)",
                 }
             );
         }
         records.push((
-            source.clone(),
+            Some(source.clone()),
             audit_record(settings, event, attribution, result, &source),
         ));
     }
     audit
         .append(&records)
         .context("cannot append to the audit log")?;
-    Ok(())
+    finish_remedy(home, audit, remedy_records)
+}
+
+/// Records what carrying out or reconciling changed, and notes whether auth.json must be
+/// looked at again: after a failed write (retry) or our own write (re-read, and check once more
+/// that no Hermes process wrote in between).
+fn finish_remedy(
+    home: &mut WatchedHome,
+    audit: &mut AuditLog,
+    records: Vec<serde_json::Value>,
+) -> anyhow::Result<()> {
+    home.reconcile_due |= !records.is_empty();
+    if records.is_empty() {
+        return Ok(());
+    }
+    refresh_snapshot(home);
+    let records: Vec<_> = records.into_iter().map(|record| (None, record)).collect();
+    audit
+        .append(&records)
+        .context("cannot append to the audit log")
 }
 
 /// Runs the rules over new lines, file by file, keeping each file's last record header.
@@ -419,21 +489,26 @@ fn is_copy(copies: &mut HashMap<String, (String, f64)>, event: &Event) -> bool {
     }
 }
 
-fn refresh_snapshot(home: &mut WatchedHome) {
+/// Reads auth.json again if it changed; returns whether it did.
+fn refresh_snapshot(home: &mut WatchedHome) -> bool {
     use std::os::unix::fs::MetadataExt;
     let path = home.target.auth_json();
     let stamp = std::fs::metadata(&path)
         .ok()
         .map(|m| (m.ino(), m.len(), m.mtime(), m.mtime_nsec()));
     if stamp == home.auth_stamp {
-        return;
+        return false;
     }
     match auth_store::read(&path) {
         Ok(snapshot) => {
             home.snapshot = snapshot;
             home.auth_stamp = stamp;
+            true
         }
-        Err(error) => tracing::warn!("keeping the last readable auth.json: {error}"),
+        Err(error) => {
+            tracing::warn!("keeping the last readable auth.json: {error}");
+            false
+        }
     }
 }
 

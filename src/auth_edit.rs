@@ -1,0 +1,219 @@
+//! Changing `auth.json` the way Hermes itself does, so that no Hermes process ever reads a torn,
+//! foreign or unparsable file: under Hermes's own lock, from a fresh read, atomically.
+//!
+//! The lock is an exclusive `flock` on `<home>/auth.lock` (never on `auth.json`, whose inode
+//! every write replaces; the lock file is never deleted), tried every 50 ms up to a deadline
+//! below Hermes's own 15 s, and held only for the read-change-write. Without it nothing is
+//! written. Under it the file is read again and parsed strictly; a file that does not parse or
+//! has an unexpected shape is never written. The change is written as Hermes writes the store
+//! (`json.dumps(store, indent=2) + "\n"`) to a mode-0600 temporary file in the directory of the
+//! real file (a symlinked `auth.json` stays a symlink), fsynced, renamed over it, with the
+//! directory fsynced and the owner kept.
+
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::auth_store::{self, AuthError, AuthSnapshot};
+use crate::pyjson;
+use crate::state;
+
+/// Hermes's own retry interval.
+const LOCK_RETRY: Duration = Duration::from_millis(50);
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("{path}: Hermes's lock was held for longer than {deadline:?}; nothing written")]
+    LockTimeout { path: PathBuf, deadline: Duration },
+    #[error("{0}; nothing written")]
+    Unreadable(#[from] AuthError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl WriteError {
+    /// The outcome's name, as the `auth_writes_total{result}` metric and the audit log call it.
+    pub fn result(&self) -> &'static str {
+        match self {
+            WriteError::LockTimeout { .. } => "lock_timeout",
+            WriteError::Unreadable(AuthError::Io { .. }) | WriteError::Io { .. } => "io_error",
+            WriteError::Unreadable(_) => "parse_error",
+        }
+    }
+}
+
+/// What a transaction did.
+#[derive(Debug)]
+pub struct Edited<T> {
+    pub value: T,
+    /// Whether auth.json was rewritten (nothing is written when the change changed nothing).
+    pub written: bool,
+    pub lock_wait: Duration,
+}
+
+/// Runs `change` on the current `auth.json` of the home holding `auth_json`, under Hermes's lock,
+/// and writes the result if it differs. `change` sees the parsed snapshot and the document.
+pub fn edit<T>(
+    auth_json: &Path,
+    deadline: Duration,
+    change: impl FnOnce(&AuthSnapshot, &mut Value) -> T,
+) -> Result<Edited<T>, WriteError> {
+    let io_error = |path: &Path| {
+        let path = path.to_owned();
+        move |source| WriteError::Io { path, source }
+    };
+    let lock_path = auth_json.with_file_name("auth.lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(io_error(&lock_path))?;
+    let started = Instant::now();
+    loop {
+        match lock.try_lock() {
+            Ok(()) => break,
+            Err(fs::TryLockError::WouldBlock) if started.elapsed() < deadline => {
+                std::thread::sleep(LOCK_RETRY)
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(WriteError::LockTimeout {
+                    path: lock_path,
+                    deadline,
+                });
+            }
+            Err(fs::TryLockError::Error(source)) => {
+                return Err(WriteError::Io {
+                    path: lock_path,
+                    source,
+                });
+            }
+        }
+    }
+    let lock_wait = started.elapsed();
+    // The lock is released when `lock` is closed, on every path out of here.
+    let path = match fs::canonicalize(auth_json) {
+        Ok(real) => real,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => auth_json.to_owned(),
+        Err(source) => return Err(io_error(auth_json)(source)),
+    };
+    let (bytes, owner) = match fs::read(&path) {
+        Ok(bytes) => {
+            let metadata = fs::metadata(&path).map_err(io_error(&path))?;
+            (bytes, Some((metadata.uid(), metadata.gid())))
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => (Vec::new(), None),
+        Err(source) => return Err(io_error(&path)(source)),
+    };
+    let (snapshot, mut document) = if bytes.is_empty() && owner.is_none() {
+        (AuthSnapshot::default(), Value::Null)
+    } else {
+        let snapshot = auth_store::parse(auth_json, &bytes)?;
+        let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+        let document = serde_json::from_slice(text).map_err(|error| AuthError::Syntax {
+            path: auth_json.to_owned(),
+            line: error.line(),
+            column: error.column(),
+            message: error.to_string(),
+        })?;
+        (snapshot, document)
+    };
+    let before = document.clone();
+    let value = change(&snapshot, &mut document);
+    let written = document != before;
+    if written {
+        state::write_atomically(&path, pyjson::dumps(&document).as_bytes(), owner)
+            .map_err(io_error(&path))?;
+    }
+    drop(lock);
+    Ok(Edited {
+        value,
+        written,
+        lock_wait,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    const AUTH: &str = "{\n  \"version\": 1,\n  \"credential_pool\": {\n    \"x\": [\n      {\n        \"id\": \"a1\",\n        \"last_status\": null\n      }\n    ]\n  }\n}\n";
+
+    fn set_status(document: &mut Value, status: &str) {
+        document["credential_pool"]["x"][0]["last_status"] = Value::from(status);
+    }
+
+    #[test]
+    fn writes_a_change_through_a_symlink_with_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.json");
+        fs::write(&real, AUTH).unwrap();
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o644)).unwrap();
+        let link = dir.path().join("auth.json");
+        std::os::unix::fs::symlink("real.json", &link).unwrap();
+        let edited = edit(&link, Duration::from_secs(1), |snapshot, document| {
+            assert_eq!(snapshot.pools[0].entries[0].id, "a1");
+            set_status(document, "dead");
+        })
+        .unwrap();
+        assert!(edited.written);
+        assert!(fs::symlink_metadata(&link).unwrap().is_symlink());
+        assert_eq!(
+            fs::read_to_string(&real).unwrap(),
+            AUTH.replace("\"last_status\": null", "\"last_status\": \"dead\"")
+        );
+        assert_eq!(
+            fs::metadata(&real).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(dir.path().join("auth.lock").exists());
+    }
+
+    #[test]
+    fn no_change_means_no_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = dir.path().join("auth.json");
+        fs::write(&auth, AUTH).unwrap();
+        let inode = fs::metadata(&auth).unwrap().ino();
+        let edited = edit(&auth, Duration::from_secs(1), |_, _| ()).unwrap();
+        assert!(!edited.written);
+        assert_eq!(fs::metadata(&auth).unwrap().ino(), inode);
+    }
+
+    #[test]
+    fn an_unparsable_file_is_never_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = dir.path().join("auth.json");
+        let broken = AUTH.replace("\"a1\"", "a1");
+        fs::write(&auth, &broken).unwrap();
+        let error = edit(&auth, Duration::from_secs(1), |_, document| {
+            set_status(document, "dead")
+        })
+        .unwrap_err();
+        assert_eq!(error.result(), "parse_error");
+        assert!(error.to_string().contains("auth.json:6:"), "{error}");
+        assert_eq!(fs::read_to_string(&auth).unwrap(), broken);
+    }
+
+    #[test]
+    fn a_held_lock_past_the_deadline_means_no_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = dir.path().join("auth.json");
+        fs::write(&auth, AUTH).unwrap();
+        let holder = fs::File::create(dir.path().join("auth.lock")).unwrap();
+        holder.lock().unwrap();
+        let error = edit(&auth, Duration::from_millis(120), |_, document| {
+            set_status(document, "dead")
+        })
+        .unwrap_err();
+        assert_eq!(error.result(), "lock_timeout");
+        assert_eq!(fs::read_to_string(&auth).unwrap(), AUTH);
+    }
+}

@@ -1,0 +1,242 @@
+//! The ledger of dead marks, `<hermes home>/warden/ledger.json`, and what it asks of a pool.
+//!
+//! A mark outlives the entry it was written on: live Hermes processes write their in-memory pool
+//! over it, and `load_pool()` re-seeds a removed credential from stale singleton tokens under a
+//! new id. So a mark names the credential by its token fingerprint, and `reconcile` compares the
+//! ledger with a pool snapshot: an entry with a marked fingerprint that is not dead must be
+//! marked again; an entry with the marked id whose token changed was re-authenticated and is
+//! healthy, so its mark is dropped. Pure except `load` and `save`.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth_store::{AuthSnapshot, PoolEntry};
+use crate::availability::{Semantics, State, availability};
+
+/// Where the failure that led to a mark was seen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MarkEvidence {
+    pub rule: String,
+    pub file: String,
+    pub line: u64,
+    /// The log record's time (RFC 3339), when it had one.
+    pub time: Option<String>,
+    pub status: Option<u16>,
+}
+
+/// One credential the warden keeps dead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadMark {
+    pub profile: Option<String>,
+    pub provider: String,
+    pub credential_id: String,
+    pub label: Option<String>,
+    /// `sha256:<16 hex>` of the token, `None` for an entry without one (matched by id then).
+    pub fingerprint: Option<String>,
+    pub reason: Option<String>,
+    pub evidence: MarkEvidence,
+    /// When the mark was added to the ledger (RFC 3339).
+    pub recorded_at: String,
+    /// When auth.json first held it; `None` while the write is still to be done.
+    pub applied_at: Option<String>,
+    /// How often a Hermes process undid it and it was written again.
+    pub reverts: u64,
+}
+
+impl DeadMark {
+    fn matches(&self, entry: &PoolEntry) -> bool {
+        match &self.fingerprint {
+            Some(fingerprint) => entry.fingerprint.as_ref() == Some(fingerprint),
+            None => entry.fingerprint.is_none() && entry.id == self.credential_id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Ledger {
+    pub version: u32,
+    pub marks: Vec<DeadMark>,
+}
+
+/// What the ledger asks of one pool entry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fix {
+    /// Write the mark on `entry_id` (the marked id, or the id a re-seed gave the same token).
+    Mark { mark: usize, entry_id: String },
+    /// The marked token is in the pool and dead: nothing to do.
+    Dead { mark: usize },
+    /// The marked entry has a new token: drop the mark.
+    Revived { mark: usize },
+}
+
+impl Ledger {
+    pub fn load(path: &Path) -> anyhow::Result<Ledger> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|error| anyhow::anyhow!("{}: {error}", path.display())),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Ledger {
+                version: 1,
+                marks: Vec::new(),
+            }),
+            Err(error) => Err(anyhow::anyhow!("{}: {error}", path.display())),
+        }
+    }
+
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        bytes.push(b'\n');
+        crate::state::write_atomically(path, &bytes, None)
+    }
+
+    /// The mark for this credential of this profile, if the ledger has one.
+    pub fn find(&self, profile: Option<&str>, provider: &str, entry: &PoolEntry) -> Option<usize> {
+        self.marks.iter().position(|mark| {
+            mark.profile.as_deref() == profile && mark.provider == provider && mark.matches(entry)
+        })
+    }
+
+    /// What the marks of `profile` ask of its pools, as `snapshot` holds them now.
+    pub fn reconcile(
+        &self,
+        profile: Option<&str>,
+        snapshot: &AuthSnapshot,
+        semantics: Semantics,
+        now: f64,
+    ) -> Vec<Fix> {
+        let mut fixes = Vec::new();
+        for (index, mark) in self.marks.iter().enumerate() {
+            if mark.profile.as_deref() != profile {
+                continue;
+            }
+            let Some(pool) = snapshot.pool(&mark.provider) else {
+                continue;
+            };
+            let mut same_token = pool.entries.iter().filter(|entry| mark.matches(entry));
+            let mut found = false;
+            for entry in same_token.by_ref() {
+                found = true;
+                fixes.push(
+                    if availability(entry, semantics, now).state == Some(State::Dead) {
+                        Fix::Dead { mark: index }
+                    } else {
+                        Fix::Mark {
+                            mark: index,
+                            entry_id: entry.id.clone(),
+                        }
+                    },
+                );
+            }
+            if !found && pool.entries.iter().any(|e| e.id == mark.credential_id) {
+                fixes.push(Fix::Revived { mark: index });
+            }
+        }
+        fixes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth_store::Pool;
+
+    const NOW: f64 = 1_780_000_000.0;
+
+    fn entry(id: &str, fingerprint: &str, status: Option<&str>) -> PoolEntry {
+        PoolEntry {
+            id: id.into(),
+            label: None,
+            auth_type: None,
+            source: None,
+            last_status: status.map(str::to_owned),
+            last_status_at: Some(NOW - 10.0),
+            last_error_code: Some(401),
+            last_error_reason: None,
+            last_error_message: None,
+            last_error_reset_at: None,
+            fingerprint: Some(fingerprint.into()),
+        }
+    }
+
+    fn ledger() -> Ledger {
+        Ledger {
+            version: 1,
+            marks: vec![DeadMark {
+                profile: None,
+                provider: "openai-codex".into(),
+                credential_id: "a11ce0".into(),
+                label: Some("alice".into()),
+                fingerprint: Some("sha256:aaaa".into()),
+                reason: Some("token_revoked".into()),
+                evidence: MarkEvidence {
+                    rule: "r".into(),
+                    file: "logs/errors.log".into(),
+                    line: 1,
+                    time: None,
+                    status: Some(401),
+                },
+                recorded_at: "2026-11-29T00:00:00Z".into(),
+                applied_at: None,
+                reverts: 0,
+            }],
+        }
+    }
+
+    fn fixes(entries: Vec<PoolEntry>, profile: Option<&str>) -> Vec<Fix> {
+        let snapshot = AuthSnapshot {
+            active_provider: None,
+            pools: vec![Pool {
+                provider: "openai-codex".into(),
+                entries,
+            }],
+        };
+        ledger().reconcile(profile, &snapshot, Semantics::DeadState, NOW)
+    }
+
+    #[test]
+    fn a_dead_entry_needs_nothing() {
+        assert_eq!(
+            fixes(vec![entry("a11ce0", "sha256:aaaa", Some("dead"))], None),
+            [Fix::Dead { mark: 0 }]
+        );
+    }
+
+    #[test]
+    fn a_reverted_or_reseeded_token_is_marked_again() {
+        let mark = |id: &str| Fix::Mark {
+            mark: 0,
+            entry_id: id.into(),
+        };
+        assert_eq!(
+            fixes(
+                vec![entry("a11ce0", "sha256:aaaa", Some("exhausted"))],
+                None
+            ),
+            [mark("a11ce0")]
+        );
+        assert_eq!(
+            fixes(
+                vec![
+                    entry("b0b000", "sha256:bbbb", None),
+                    entry("c0ffee", "sha256:aaaa", Some("ok"))
+                ],
+                None
+            ),
+            [mark("c0ffee")]
+        );
+    }
+
+    #[test]
+    fn a_new_token_under_the_marked_id_is_revived() {
+        assert_eq!(
+            fixes(vec![entry("a11ce0", "sha256:new0", None)], None),
+            [Fix::Revived { mark: 0 }]
+        );
+    }
+
+    #[test]
+    fn a_removed_entry_stays_in_the_ledger_and_profiles_are_apart() {
+        assert!(fixes(vec![entry("b0b000", "sha256:bbbb", None)], None).is_empty());
+        assert!(fixes(vec![entry("a11ce0", "sha256:aaaa", None)], Some("work")).is_empty());
+    }
+}

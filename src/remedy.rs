@@ -1,0 +1,425 @@
+//! Carrying out the decisions: dead marks into the ledger first, then into `auth.json`, and the
+//! ledger reconciled with `auth.json` whenever it may have drifted. `scan --apply`, `watch` and
+//! `revive` all go through here, so there is one way a mark is written.
+//!
+//! A mark is made durable in the ledger before `auth.json` is touched: when the write fails (the
+//! lock stayed taken, the file did not parse) or the warden dies in between, the next
+//! reconciliation writes it. Reconciling reads `auth.json` under Hermes's lock and writes every
+//! mark a Hermes process undid (a revert), follows a token re-seeded under a new id, and drops
+//! the marks of credentials whose token changed (re-authenticated, so healthy again).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use jiff::Timestamp;
+use serde_json::json;
+
+use crate::attribute::CredentialRef;
+use crate::auth_edit::{self, WriteError};
+use crate::auth_store::{AuthSnapshot, PoolEntry};
+use crate::availability::Semantics;
+use crate::dead_mark::{self, DeadForm, Evidence};
+use crate::decide::{ActionResult, PlannedAction};
+use crate::event::Event;
+use crate::home::Target;
+use crate::ledger::{DeadMark, Fix, Ledger, MarkEvidence};
+use crate::secrets::scrub;
+
+/// How marks are written.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub form: DeadForm,
+    pub semantics: Semantics,
+    pub lock_deadline: Duration,
+}
+
+/// Something reconciling did to a credential, for the audit log and the daemon's log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub kind: ChangeKind,
+    pub profile: Option<String>,
+    pub provider: String,
+    pub credential_id: String,
+    pub fingerprint: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A mark written for the first time.
+    Applied,
+    /// A mark a Hermes process had undone, written again.
+    Reverted,
+    /// The token changed: the mark was dropped.
+    Revived,
+}
+
+impl ChangeKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Applied => "applied",
+            ChangeKind::Reverted => "reverted",
+            ChangeKind::Revived => "revived",
+        }
+    }
+}
+
+/// The ledger and how to write marks.
+pub struct Remedy {
+    pub policy: Policy,
+    ledger_path: PathBuf,
+    pub ledger: Ledger,
+}
+
+impl Remedy {
+    pub fn open(state_dir: &Path, policy: Policy) -> anyhow::Result<Remedy> {
+        crate::state::ensure_dir(state_dir)
+            .with_context(|| format!("{}: cannot create", state_dir.display()))?;
+        let ledger_path = state_dir.join("ledger.json");
+        Ok(Remedy {
+            policy,
+            ledger: Ledger::load(&ledger_path)?,
+            ledger_path,
+        })
+    }
+
+    /// Whether a mark of `profile` has not reached auth.json yet.
+    pub fn pending(&self, profile: Option<&str>) -> bool {
+        self.ledger
+            .marks
+            .iter()
+            .any(|mark| mark.profile.as_deref() == profile && mark.applied_at.is_none())
+    }
+
+    /// Carries out `actions` on the homes in `targets`: records their marks in the ledger, then
+    /// reconciles every one of the homes (which also writes marks still pending and marks a
+    /// Hermes process undid). Returns each action's result and the audit records of what
+    /// changed or could not be written.
+    pub fn apply<'s>(
+        &mut self,
+        targets: &[Target],
+        actions: &[PlannedAction],
+        events: &[Event],
+        snapshot_of: impl Fn(Option<&str>) -> &'s AuthSnapshot,
+        now: Timestamp,
+    ) -> anyhow::Result<(Vec<ActionResult>, Vec<serde_json::Value>)> {
+        let mut entries = Vec::new();
+        for action in actions {
+            let entry = snapshot_of(action.profile.as_deref())
+                .pool(&action.credential.provider)
+                .and_then(|pool| pool.entries.iter().find(|e| e.id == action.credential.id))
+                .cloned();
+            if let Some(entry) = &entry {
+                self.record(action, &events[action.event], entry, now);
+            }
+            entries.push(entry);
+        }
+        if !actions.is_empty() {
+            self.save()?;
+        }
+        let mut results: Vec<ActionResult> = actions.iter().map(|a| a.result).collect();
+        let mut records = Vec::new();
+        for target in targets {
+            let mine = (0..actions.len()).filter(|&i| actions[i].profile == target.profile);
+            match self.reconcile(target, now) {
+                Ok(changes) => {
+                    for i in mine {
+                        results[i] = result_after(&actions[i], entries[i].as_ref(), &changes);
+                    }
+                    records.extend(changes.iter().map(|change| change_record(change, now)));
+                }
+                Err(error) => {
+                    tracing::warn!("{error:#}; the marks stay in the ledger and are retried");
+                    for i in mine {
+                        if results[i] == ActionResult::WouldApply {
+                            results[i] = ActionResult::Failed;
+                        }
+                    }
+                    records.push(failure_record(target, &error, now));
+                }
+            }
+        }
+        Ok((results, records))
+    }
+
+    /// Adds the mark an action asks for, unless the ledger already holds this token.
+    fn record(&mut self, action: &PlannedAction, event: &Event, entry: &PoolEntry, now: Timestamp) {
+        let profile = action.profile.as_deref();
+        if self
+            .ledger
+            .find(profile, &action.credential.provider, entry)
+            .is_some()
+        {
+            return;
+        }
+        self.ledger.marks.push(DeadMark {
+            profile: action.profile.clone(),
+            provider: action.credential.provider.clone(),
+            credential_id: entry.id.clone(),
+            label: entry
+                .label
+                .as_deref()
+                .map(|label| scrub(label).into_owned()),
+            fingerprint: entry.fingerprint.clone(),
+            reason: action.reason.clone(),
+            evidence: MarkEvidence {
+                rule: event.rule.clone(),
+                file: event.file.clone(),
+                line: event.line,
+                time: event.time.as_ref().map(|t| t.timestamp().to_string()),
+                status: event.status,
+            },
+            recorded_at: now.to_string(),
+            // A credential Hermes already marked dead is kept dead from now on.
+            applied_at: (action.result == ActionResult::AlreadyDead).then(|| now.to_string()),
+            reverts: 0,
+        });
+    }
+
+    fn save(&self) -> anyhow::Result<()> {
+        self.ledger
+            .save(&self.ledger_path)
+            .with_context(|| format!("{}: cannot write", self.ledger_path.display()))
+    }
+
+    /// Brings one home's auth.json in line with the ledger, under Hermes's lock.
+    pub fn reconcile(
+        &mut self,
+        target: &Target,
+        now: Timestamp,
+    ) -> Result<Vec<Change>, ReconcileError> {
+        let policy = self.policy;
+        let now_seconds = now.as_microsecond() as f64 / 1e6;
+        let profile = target.profile.as_deref();
+        let ledger = &self.ledger;
+        let edited = auth_edit::edit(
+            &target.auth_json(),
+            policy.lock_deadline,
+            |snapshot, document| {
+                let fixes = ledger.reconcile(profile, snapshot, policy.semantics, now_seconds);
+                for fix in &fixes {
+                    if let Fix::Mark { mark, entry_id } = fix {
+                        let mark = &ledger.marks[*mark];
+                        if let Ok(entry) = dead_mark::entry_mut(document, &mark.provider, entry_id)
+                        {
+                            dead_mark::mark_dead(entry, policy.form, &evidence(mark), now_seconds);
+                        }
+                    }
+                }
+                fixes
+            },
+        )
+        .map_err(ReconcileError::Write)?;
+        if edited.lock_wait > Duration::from_secs(1) {
+            tracing::info!(wait = ?edited.lock_wait, "waited for Hermes's auth lock");
+        }
+        let mut changes = Vec::new();
+        let mut revived = Vec::new();
+        for fix in edited.value {
+            let (index, kind, entry_id) = match fix {
+                Fix::Mark { mark, entry_id } => {
+                    let kind = if self.ledger.marks[mark].applied_at.is_none() {
+                        ChangeKind::Applied
+                    } else {
+                        ChangeKind::Reverted
+                    };
+                    let mark_ref = &mut self.ledger.marks[mark];
+                    mark_ref.applied_at.get_or_insert_with(|| now.to_string());
+                    if kind == ChangeKind::Reverted {
+                        mark_ref.reverts += 1;
+                    }
+                    mark_ref.credential_id.clone_from(&entry_id);
+                    (mark, kind, entry_id)
+                }
+                Fix::Dead { mark } => {
+                    // Dead before we wrote it (Hermes marked it too): applied all the same.
+                    self.ledger.marks[mark]
+                        .applied_at
+                        .get_or_insert_with(|| now.to_string());
+                    continue;
+                }
+                Fix::Revived { mark } => {
+                    revived.push(mark);
+                    let id = self.ledger.marks[mark].credential_id.clone();
+                    (mark, ChangeKind::Revived, id)
+                }
+            };
+            let mark = &self.ledger.marks[index];
+            changes.push(Change {
+                kind,
+                profile: mark.profile.clone(),
+                provider: mark.provider.clone(),
+                credential_id: entry_id,
+                fingerprint: mark.fingerprint.clone(),
+            });
+        }
+        revived.sort_unstable();
+        for index in revived.into_iter().rev() {
+            self.ledger.marks.remove(index);
+        }
+        for change in &changes {
+            log_change(change);
+        }
+        self.save().map_err(ReconcileError::Ledger)?;
+        Ok(changes)
+    }
+
+    /// Undoes the dead mark of the credential with this id or label: clears its status fields
+    /// and drops it from the ledger. Returns the credential.
+    pub fn revive(
+        &mut self,
+        target: &Target,
+        provider: &str,
+        name: &str,
+    ) -> anyhow::Result<CredentialRef> {
+        let profile = target.profile.as_deref();
+        let edited = auth_edit::edit(
+            &target.auth_json(),
+            self.policy.lock_deadline,
+            |snapshot, document| {
+                let pool = snapshot.pool(provider).ok_or_else(|| {
+                    anyhow::anyhow!("no {provider} pool in {}", target.auth_json().display())
+                })?;
+                let by_id: Vec<&PoolEntry> = pool.entries.iter().filter(|e| e.id == name).collect();
+                let matching = if by_id.is_empty() {
+                    pool.entries
+                        .iter()
+                        .filter(|e| e.label.as_deref() == Some(name))
+                        .collect()
+                } else {
+                    by_id
+                };
+                let entry = match matching.as_slice() {
+                    [entry] => (*entry).clone(),
+                    [] => anyhow::bail!("no credential {name:?} in the {provider} pool"),
+                    _ => anyhow::bail!(
+                        "{} credentials are labelled {name:?}: name one by id",
+                        matching.len()
+                    ),
+                };
+                dead_mark::clear(dead_mark::entry_mut(document, provider, &entry.id)?);
+                Ok(entry)
+            },
+        )?;
+        let entry = edited.value?;
+        self.ledger.marks.retain(|mark| {
+            !(mark.profile.as_deref() == profile
+                && mark.provider == provider
+                && (mark.credential_id == entry.id
+                    || (mark.fingerprint.is_some() && mark.fingerprint == entry.fingerprint)))
+        });
+        self.save()?;
+        Ok(CredentialRef {
+            provider: provider.to_owned(),
+            id: entry.id,
+            label: entry.label.map(|label| scrub(&label).into_owned()),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Write(WriteError),
+    #[error(transparent)]
+    Ledger(anyhow::Error),
+}
+
+impl ReconcileError {
+    /// The outcome's name for the audit log (`auth_writes_total{result}`).
+    pub fn result(&self) -> &'static str {
+        match self {
+            ReconcileError::Write(error) => error.result(),
+            ReconcileError::Ledger(_) => "io_error",
+        }
+    }
+}
+
+/// An action's result once its home was reconciled.
+fn result_after(
+    action: &PlannedAction,
+    entry: Option<&PoolEntry>,
+    changes: &[Change],
+) -> ActionResult {
+    let Some(entry) = entry else {
+        return ActionResult::Failed;
+    };
+    let change = changes.iter().find(|change| {
+        change.provider == action.credential.provider
+            && (change.credential_id == entry.id
+                || (change.fingerprint.is_some() && change.fingerprint == entry.fingerprint))
+    });
+    match change.map(|change| change.kind) {
+        Some(ChangeKind::Applied | ChangeKind::Reverted) => ActionResult::Applied,
+        // The token changed between reading the pool and writing: not the failed one any more.
+        Some(ChangeKind::Revived) => ActionResult::Failed,
+        None => ActionResult::AlreadyDead,
+    }
+}
+
+/// What the mark says in `last_error_*`: the evidence, never a secret.
+fn evidence(mark: &DeadMark) -> Evidence {
+    let why = mark
+        .reason
+        .clone()
+        .or_else(|| mark.evidence.status.map(|s| format!("HTTP {s}")))
+        .unwrap_or_else(|| "credential failure".into());
+    Evidence {
+        code: mark.evidence.status,
+        reason: mark.reason.clone(),
+        message: format!(
+            "hermes-warden: {why} ({} at {}:{})",
+            mark.evidence.rule, mark.evidence.file, mark.evidence.line
+        ),
+    }
+}
+
+fn log_change(change: &Change) {
+    let credential = format!("{}/{}", change.provider, change.credential_id);
+    let profile = change.profile.as_deref();
+    match change.kind {
+        ChangeKind::Applied => tracing::warn!(profile, credential, "marked dead"),
+        ChangeKind::Reverted => {
+            tracing::warn!(
+                profile,
+                credential,
+                "a Hermes process undid the dead mark; marked again"
+            )
+        }
+        ChangeKind::Revived => {
+            tracing::warn!(
+                profile,
+                credential,
+                "revived by re-auth: the token changed; mark dropped"
+            )
+        }
+    }
+}
+
+/// The audit log record of a change.
+pub fn change_record(change: &Change, now: Timestamp) -> serde_json::Value {
+    json!({
+        "recorded_at": now.to_string(),
+        "type": "mark",
+        "change": change.kind.as_str(),
+        "profile": change.profile,
+        "provider": change.provider,
+        "credential_id": change.credential_id,
+        "fingerprint": change.fingerprint,
+    })
+}
+
+/// The audit log record of a write that did not happen.
+pub fn failure_record(
+    target: &Target,
+    error: &ReconcileError,
+    now: Timestamp,
+) -> serde_json::Value {
+    json!({
+        "recorded_at": now.to_string(),
+        "type": "auth_write",
+        "profile": target.profile,
+        "result": error.result(),
+        "error": scrub(&error.to_string()),
+    })
+}
