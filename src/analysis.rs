@@ -18,6 +18,7 @@ use crate::decide::{PlannedAction, decide};
 use crate::event::{Event, drop_copies};
 use crate::hermes_version::HermesVersion;
 use crate::home::{Target, log_files_oldest_first};
+use crate::ledger::{Ledger, ledger_path};
 use crate::logscan::{LogScanner, ScanStats};
 use crate::remedy::Policy;
 use crate::rules::{LOG_FILES, RuleSet};
@@ -150,10 +151,12 @@ pub fn analyse(settings: &Settings, read_logs: bool) -> anyhow::Result<Analysis>
         |profile| snapshot_in(&homes, profile),
         settings.windows,
     );
+    let ledger = Ledger::load(&ledger_path(&settings.root))?;
     let actions = decide(
         &events,
         &attributions,
         |profile| snapshot_in(&homes, profile),
+        |profile, credential| ledger.revived_at(profile, &credential.provider, &credential.id),
         settings.semantics(),
         settings.now_seconds(),
     );

@@ -236,7 +236,7 @@ fn scan(settings: &Settings, format: ScanFormat, apply: bool) -> Result<(), Fail
 /// changed recorded in the audit log.
 fn apply_actions(settings: &Settings, analysis: &mut Analysis) -> anyhow::Result<()> {
     let state_dir = settings.root.join("warden");
-    let mut remedy = Remedy::open(&state_dir, settings.policy)?;
+    let remedy = Remedy::open(&settings.root, settings.policy)?;
     let (results, records) = remedy.apply(
         &settings.targets,
         &analysis.actions,
@@ -260,9 +260,9 @@ fn revive(settings: &Settings, provider: &str, name: &str) -> Result<(), Failure
         )));
     };
     let state_dir = settings.root.join("warden");
-    let mut remedy = Remedy::open(&state_dir, settings.policy).map_err(Failure::runtime)?;
+    let remedy = Remedy::open(&settings.root, settings.policy).map_err(Failure::runtime)?;
     let credential = remedy
-        .revive(target, provider, name)
+        .revive(target, provider, name, settings.now)
         .map_err(Failure::runtime)?;
     let record = serde_json::json!({
         "recorded_at": settings.now.to_string(),

@@ -1,6 +1,8 @@
 //! What should be done about the events: one `mark_dead` per credential that a rule asking for
 //! it has pinned down (named or correlated), unless that credential is already dead in a form
-//! the installed Hermes honours. Unattributed events never lead to an action.
+//! the installed Hermes honours. Unattributed events never lead to an action, and neither do
+//! failures logged before the credential was last revived (by `revive` or a re-auth): they
+//! were about the token it had then.
 
 use std::collections::BTreeMap;
 
@@ -33,10 +35,12 @@ pub struct PlannedAction {
     pub result: ActionResult,
 }
 
+/// `revived_at(profile, credential)` is when the credential was last revived (epoch seconds).
 pub fn decide<'s>(
     events: &[Event],
     attributions: &[Attribution],
     snapshot_of: impl Fn(Option<&str>) -> &'s AuthSnapshot,
+    revived_at: impl Fn(Option<&str>, &CredentialRef) -> Option<f64>,
     semantics: Semantics,
     now: f64,
 ) -> Vec<PlannedAction> {
@@ -45,6 +49,11 @@ pub fn decide<'s>(
         let (Action::MarkDead, Some(credential)) = (event.action, &attribution.credential) else {
             continue;
         };
+        if let Some(revived) = revived_at(event.profile.as_deref(), credential)
+            && event.epoch_seconds().is_none_or(|at| at <= revived)
+        {
+            continue;
+        }
         let key = (event.profile.clone(), credential.clone());
         let later = |previous: &usize| event.epoch_seconds() >= events[*previous].epoch_seconds();
         if latest.get(&key).is_none_or(later) {
@@ -159,7 +168,14 @@ mod tests {
                 entries: vec![entry],
             }],
         };
-        decide(events, attributions, |_| &snapshot, semantics, NOW)
+        decide(
+            events,
+            attributions,
+            |_| &snapshot,
+            |_, _| None,
+            semantics,
+            NOW,
+        )
     }
 
     #[test]
@@ -194,6 +210,25 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    #[test]
+    fn failures_before_a_revival_are_old_news() {
+        let events = [event(Action::MarkDead, 1), event(Action::MarkDead, 5)];
+        let attributions = [attribution(true), attribution(true)];
+        let snapshot = AuthSnapshot::default();
+        let revived = |at: f64| {
+            decide(
+                &events,
+                &attributions,
+                |_| &snapshot,
+                |_, _| Some(at),
+                Semantics::DeadState,
+                NOW,
+            )
+        };
+        assert_eq!(revived(NOW + 3.0)[0].rule, "rule-5");
+        assert!(revived(NOW + 5.0).is_empty());
     }
 
     #[test]

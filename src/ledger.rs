@@ -14,6 +14,11 @@ use serde::{Deserialize, Serialize};
 use crate::auth_store::{AuthSnapshot, PoolEntry};
 use crate::availability::{Semantics, State, availability};
 
+/// `<root>/warden/ledger.json`.
+pub fn ledger_path(root: &Path) -> std::path::PathBuf {
+    root.join("warden").join("ledger.json")
+}
+
 /// Where the failure that led to a mark was seen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MarkEvidence {
@@ -53,10 +58,26 @@ impl DeadMark {
     }
 }
 
+/// A credential brought back (by `revive`, or by a re-auth the warden saw): failures logged
+/// before this moment are old news for it and never mark it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Revival {
+    pub profile: Option<String>,
+    pub provider: String,
+    pub credential_id: String,
+    /// RFC 3339.
+    pub revived_at: String,
+    /// `revive` or `reauth`.
+    pub how: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Ledger {
     pub version: u32,
     pub marks: Vec<DeadMark>,
+    /// The latest revival of each credential.
+    #[serde(default)]
+    pub revived: Vec<Revival>,
 }
 
 /// What the ledger asks of one pool entry.
@@ -77,7 +98,7 @@ impl Ledger {
                 .map_err(|error| anyhow::anyhow!("{}: {error}", path.display())),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Ledger {
                 version: 1,
-                marks: Vec::new(),
+                ..Ledger::default()
             }),
             Err(error) => Err(anyhow::anyhow!("{}: {error}", path.display())),
         }
@@ -87,6 +108,27 @@ impl Ledger {
         let mut bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
         bytes.push(b'\n');
         crate::state::write_atomically(path, &bytes, None)
+    }
+
+    /// Notes that the credential was brought back at `at` (replacing an earlier revival).
+    pub fn revive(&mut self, revival: Revival) {
+        self.revived.retain(|r| {
+            (&r.profile, &r.provider, &r.credential_id)
+                != (&revival.profile, &revival.provider, &revival.credential_id)
+        });
+        self.revived.push(revival);
+    }
+
+    /// When the credential was last brought back, in epoch seconds.
+    pub fn revived_at(&self, profile: Option<&str>, provider: &str, id: &str) -> Option<f64> {
+        self.revived
+            .iter()
+            .filter(|r| {
+                r.profile.as_deref() == profile && r.provider == provider && r.credential_id == id
+            })
+            .filter_map(|r| r.revived_at.parse::<jiff::Timestamp>().ok())
+            .map(|at| at.as_millisecond() as f64 / 1000.0)
+            .reduce(f64::max)
     }
 
     /// The mark for this credential of this profile, if the ledger has one.
@@ -161,6 +203,7 @@ mod tests {
     fn ledger() -> Ledger {
         Ledger {
             version: 1,
+            revived: Vec::new(),
             marks: vec![DeadMark {
                 profile: None,
                 provider: "openai-codex".into(),
@@ -231,6 +274,29 @@ mod tests {
         assert_eq!(
             fixes(vec![entry("a11ce0", "sha256:new0", None)], None),
             [Fix::Revived { mark: 0 }]
+        );
+    }
+
+    #[test]
+    fn the_latest_revival_counts() {
+        let mut ledger = ledger();
+        let revival = |at: &str| Revival {
+            profile: None,
+            provider: "openai-codex".into(),
+            credential_id: "a11ce0".into(),
+            revived_at: at.into(),
+            how: "revive".into(),
+        };
+        ledger.revive(revival("2026-11-29T00:00:00Z"));
+        ledger.revive(revival("2026-11-29T00:00:10Z"));
+        assert_eq!(ledger.revived.len(), 1);
+        assert_eq!(
+            ledger.revived_at(None, "openai-codex", "a11ce0"),
+            Some(1_795_910_410.0)
+        );
+        assert_eq!(
+            ledger.revived_at(Some("work"), "openai-codex", "a11ce0"),
+            None
         );
     }
 

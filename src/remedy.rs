@@ -8,6 +8,8 @@
 //! mark a Hermes process undid (a revert), follows a token re-seeded under a new id, and drops
 //! the marks of credentials whose token changed (re-authenticated, so healthy again).
 
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -23,7 +25,7 @@ use crate::dead_mark::{self, DeadForm, Evidence};
 use crate::decide::{ActionResult, PlannedAction};
 use crate::event::Event;
 use crate::home::Target;
-use crate::ledger::{DeadMark, Fix, Ledger, MarkEvidence};
+use crate::ledger::{DeadMark, Fix, Ledger, MarkEvidence, Revival, ledger_path};
 use crate::secrets::scrub;
 
 /// How marks are written.
@@ -64,31 +66,65 @@ impl ChangeKind {
     }
 }
 
-/// The ledger and how to write marks.
+/// How to write marks, and where the ledger is.
+///
+/// The ledger is read from disk for every operation and changed under the warden's own lock
+/// (`ledger.lock`, taken before Hermes's), so `revive` and `scan --apply` can run while the
+/// daemon does.
 pub struct Remedy {
     pub policy: Policy,
+    state_dir: PathBuf,
     ledger_path: PathBuf,
-    pub ledger: Ledger,
 }
 
 impl Remedy {
-    pub fn open(state_dir: &Path, policy: Policy) -> anyhow::Result<Remedy> {
+    /// The remedy for the Hermes home `root` (its state lives in `<root>/warden/`).
+    pub fn open(root: &Path, policy: Policy) -> anyhow::Result<Remedy> {
+        let state_dir = &root.join("warden");
         crate::state::ensure_dir(state_dir)
             .with_context(|| format!("{}: cannot create", state_dir.display()))?;
-        let ledger_path = state_dir.join("ledger.json");
         Ok(Remedy {
             policy,
-            ledger: Ledger::load(&ledger_path)?,
-            ledger_path,
+            state_dir: state_dir.to_owned(),
+            ledger_path: ledger_path(root),
         })
     }
 
+    /// The ledger as it is on disk.
+    pub fn ledger(&self) -> anyhow::Result<Ledger> {
+        Ledger::load(&self.ledger_path)
+    }
+
+    /// Runs `change` on the ledger under the warden's lock and saves what it changed.
+    fn with_ledger<T>(&self, change: impl FnOnce(&mut Ledger) -> T) -> anyhow::Result<T> {
+        let lock_path = self.state_dir.join("ledger.lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .with_context(|| format!("{}: cannot open", lock_path.display()))?;
+        lock.lock()
+            .with_context(|| format!("{}: cannot lock", lock_path.display()))?;
+        let path = &self.ledger_path;
+        let mut ledger = Ledger::load(path)?;
+        let before = ledger.clone();
+        let value = change(&mut ledger);
+        if ledger != before {
+            ledger
+                .save(path)
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+        }
+        Ok(value)
+    }
+
     /// Whether a mark of `profile` has not reached auth.json yet.
-    pub fn pending(&self, profile: Option<&str>) -> bool {
-        self.ledger
+    pub fn pending(&self, profile: Option<&str>) -> anyhow::Result<bool> {
+        Ok(self
+            .ledger()?
             .marks
             .iter()
-            .any(|mark| mark.profile.as_deref() == profile && mark.applied_at.is_none())
+            .any(|mark| mark.profile.as_deref() == profile && mark.applied_at.is_none()))
     }
 
     /// Carries out `actions` on the homes in `targets`: records their marks in the ledger, then
@@ -96,26 +132,30 @@ impl Remedy {
     /// Hermes process undid). Returns each action's result and the audit records of what
     /// changed or could not be written.
     pub fn apply<'s>(
-        &mut self,
+        &self,
         targets: &[Target],
         actions: &[PlannedAction],
         events: &[Event],
         snapshot_of: impl Fn(Option<&str>) -> &'s AuthSnapshot,
         now: Timestamp,
     ) -> anyhow::Result<(Vec<ActionResult>, Vec<serde_json::Value>)> {
-        let mut entries = Vec::new();
-        for action in actions {
-            let entry = snapshot_of(action.profile.as_deref())
-                .pool(&action.credential.provider)
-                .and_then(|pool| pool.entries.iter().find(|e| e.id == action.credential.id))
-                .cloned();
-            if let Some(entry) = &entry {
-                self.record(action, &events[action.event], entry, now);
-            }
-            entries.push(entry);
-        }
+        let entries: Vec<Option<PoolEntry>> = actions
+            .iter()
+            .map(|action| {
+                snapshot_of(action.profile.as_deref())
+                    .pool(&action.credential.provider)
+                    .and_then(|pool| pool.entries.iter().find(|e| e.id == action.credential.id))
+                    .cloned()
+            })
+            .collect();
         if !actions.is_empty() {
-            self.save()?;
+            self.with_ledger(|ledger| {
+                for (action, entry) in actions.iter().zip(&entries) {
+                    if let Some(entry) = entry {
+                        record(ledger, action, &events[action.event], entry, now);
+                    }
+                }
+            })?;
         }
         let mut results: Vec<ActionResult> = actions.iter().map(|a| a.result).collect();
         let mut records = Vec::new();
@@ -142,179 +182,214 @@ impl Remedy {
         Ok((results, records))
     }
 
-    /// Adds the mark an action asks for, unless the ledger already holds this token.
-    fn record(&mut self, action: &PlannedAction, event: &Event, entry: &PoolEntry, now: Timestamp) {
-        let profile = action.profile.as_deref();
-        if self
-            .ledger
-            .find(profile, &action.credential.provider, entry)
-            .is_some()
-        {
-            return;
-        }
-        self.ledger.marks.push(DeadMark {
-            profile: action.profile.clone(),
-            provider: action.credential.provider.clone(),
-            credential_id: entry.id.clone(),
-            label: entry
-                .label
-                .as_deref()
-                .map(|label| scrub(label).into_owned()),
-            fingerprint: entry.fingerprint.clone(),
-            reason: action.reason.clone(),
-            evidence: MarkEvidence {
-                rule: event.rule.clone(),
-                file: event.file.clone(),
-                line: event.line,
-                time: event.time.as_ref().map(|t| t.timestamp().to_string()),
-                status: event.status,
-            },
-            recorded_at: now.to_string(),
-            // A credential Hermes already marked dead is kept dead from now on.
-            applied_at: (action.result == ActionResult::AlreadyDead).then(|| now.to_string()),
-            reverts: 0,
-        });
-    }
-
-    fn save(&self) -> anyhow::Result<()> {
-        self.ledger
-            .save(&self.ledger_path)
-            .with_context(|| format!("{}: cannot write", self.ledger_path.display()))
-    }
-
-    /// Brings one home's auth.json in line with the ledger, under Hermes's lock.
+    /// Brings one home's auth.json in line with the ledger, under both locks.
     pub fn reconcile(
-        &mut self,
+        &self,
         target: &Target,
         now: Timestamp,
     ) -> Result<Vec<Change>, ReconcileError> {
         let policy = self.policy;
-        let now_seconds = now.as_microsecond() as f64 / 1e6;
-        let profile = target.profile.as_deref();
-        let ledger = &self.ledger;
-        let edited = auth_edit::edit(
-            &target.auth_json(),
-            policy.lock_deadline,
-            |snapshot, document| {
-                let fixes = ledger.reconcile(profile, snapshot, policy.semantics, now_seconds);
-                for fix in &fixes {
-                    if let Fix::Mark { mark, entry_id } = fix {
-                        let mark = &ledger.marks[*mark];
-                        if let Ok(entry) = dead_mark::entry_mut(document, &mark.provider, entry_id)
-                        {
-                            dead_mark::mark_dead(entry, policy.form, &evidence(mark), now_seconds);
-                        }
-                    }
-                }
-                fixes
-            },
-        )
-        .map_err(ReconcileError::Write)?;
-        if edited.lock_wait > Duration::from_secs(1) {
-            tracing::info!(wait = ?edited.lock_wait, "waited for Hermes's auth lock");
-        }
-        let mut changes = Vec::new();
-        let mut revived = Vec::new();
-        for fix in edited.value {
-            let (index, kind, entry_id) = match fix {
-                Fix::Mark { mark, entry_id } => {
-                    let kind = if self.ledger.marks[mark].applied_at.is_none() {
-                        ChangeKind::Applied
-                    } else {
-                        ChangeKind::Reverted
-                    };
-                    let mark_ref = &mut self.ledger.marks[mark];
-                    mark_ref.applied_at.get_or_insert_with(|| now.to_string());
-                    if kind == ChangeKind::Reverted {
-                        mark_ref.reverts += 1;
-                    }
-                    mark_ref.credential_id.clone_from(&entry_id);
-                    (mark, kind, entry_id)
-                }
-                Fix::Dead { mark } => {
-                    // Dead before we wrote it (Hermes marked it too): applied all the same.
-                    self.ledger.marks[mark]
-                        .applied_at
-                        .get_or_insert_with(|| now.to_string());
-                    continue;
-                }
-                Fix::Revived { mark } => {
-                    revived.push(mark);
-                    let id = self.ledger.marks[mark].credential_id.clone();
-                    (mark, ChangeKind::Revived, id)
-                }
-            };
-            let mark = &self.ledger.marks[index];
-            changes.push(Change {
-                kind,
-                profile: mark.profile.clone(),
-                provider: mark.provider.clone(),
-                credential_id: entry_id,
-                fingerprint: mark.fingerprint.clone(),
-            });
-        }
-        revived.sort_unstable();
-        for index in revived.into_iter().rev() {
-            self.ledger.marks.remove(index);
-        }
-        for change in &changes {
-            log_change(change);
-        }
-        self.save().map_err(ReconcileError::Ledger)?;
-        Ok(changes)
+        self.with_ledger(|ledger| {
+            let edited = edit_marks(ledger, target, policy, now)?;
+            let changes = record_fixes(ledger, target, edited.value, now);
+            if edited.lock_wait > Duration::from_secs(1) {
+                tracing::info!(wait = ?edited.lock_wait, "waited for Hermes's auth lock");
+            }
+            changes.iter().for_each(log_change);
+            Ok(changes)
+        })
+        .map_err(ReconcileError::Ledger)?
+        .map_err(ReconcileError::Write)
     }
 
-    /// Undoes the dead mark of the credential with this id or label: clears its status fields
-    /// and drops it from the ledger. Returns the credential.
+    /// Undoes the dead mark of the credential with this id or label: clears its status fields,
+    /// drops it from the ledger and notes the revival. Returns the credential.
     pub fn revive(
-        &mut self,
+        &self,
         target: &Target,
         provider: &str,
         name: &str,
+        now: Timestamp,
     ) -> anyhow::Result<CredentialRef> {
-        let profile = target.profile.as_deref();
-        let edited = auth_edit::edit(
-            &target.auth_json(),
-            self.policy.lock_deadline,
-            |snapshot, document| {
-                let pool = snapshot.pool(provider).ok_or_else(|| {
-                    anyhow::anyhow!("no {provider} pool in {}", target.auth_json().display())
-                })?;
-                let by_id: Vec<&PoolEntry> = pool.entries.iter().filter(|e| e.id == name).collect();
-                let matching = if by_id.is_empty() {
-                    pool.entries
-                        .iter()
-                        .filter(|e| e.label.as_deref() == Some(name))
-                        .collect()
-                } else {
-                    by_id
-                };
-                let entry = match matching.as_slice() {
-                    [entry] => (*entry).clone(),
-                    [] => anyhow::bail!("no credential {name:?} in the {provider} pool"),
-                    _ => anyhow::bail!(
-                        "{} credentials are labelled {name:?}: name one by id",
-                        matching.len()
-                    ),
-                };
+        let deadline = self.policy.lock_deadline;
+        self.with_ledger(|ledger| {
+            let edited = auth_edit::edit(&target.auth_json(), deadline, |snapshot, document| {
+                let entry = find_by_name(snapshot, provider, name)?;
                 dead_mark::clear(dead_mark::entry_mut(document, provider, &entry.id)?);
-                Ok(entry)
-            },
-        )?;
-        let entry = edited.value?;
-        self.ledger.marks.retain(|mark| {
-            !(mark.profile.as_deref() == profile
-                && mark.provider == provider
-                && (mark.credential_id == entry.id
-                    || (mark.fingerprint.is_some() && mark.fingerprint == entry.fingerprint)))
-        });
-        self.save()?;
-        Ok(CredentialRef {
-            provider: provider.to_owned(),
-            id: entry.id,
-            label: entry.label.map(|label| scrub(&label).into_owned()),
-        })
+                Ok::<_, anyhow::Error>(entry)
+            })?;
+            let entry = edited.value?;
+            let profile = target.profile.as_deref();
+            ledger.marks.retain(|mark| {
+                !(mark.profile.as_deref() == profile
+                    && mark.provider == provider
+                    && (mark.credential_id == entry.id
+                        || (mark.fingerprint.is_some() && mark.fingerprint == entry.fingerprint)))
+            });
+            ledger.revive(Revival {
+                profile: target.profile.clone(),
+                provider: provider.to_owned(),
+                credential_id: entry.id.clone(),
+                revived_at: now.to_string(),
+                how: "revive".into(),
+            });
+            Ok(CredentialRef {
+                provider: provider.to_owned(),
+                id: entry.id,
+                label: entry.label.map(|label| scrub(&label).into_owned()),
+            })
+        })?
     }
+}
+
+/// The one entry of `provider`'s pool with this id, else with this label.
+fn find_by_name(snapshot: &AuthSnapshot, provider: &str, name: &str) -> anyhow::Result<PoolEntry> {
+    let pool = snapshot
+        .pool(provider)
+        .ok_or_else(|| anyhow::anyhow!("no {provider} pool"))?;
+    let by_id: Vec<&PoolEntry> = pool.entries.iter().filter(|e| e.id == name).collect();
+    let matching = if by_id.is_empty() {
+        pool.entries
+            .iter()
+            .filter(|e| e.label.as_deref() == Some(name))
+            .collect()
+    } else {
+        by_id
+    };
+    match matching.as_slice() {
+        [entry] => Ok((*entry).clone()),
+        [] => anyhow::bail!("no credential {name:?} in the {provider} pool"),
+        _ => anyhow::bail!(
+            "{} credentials are labelled {name:?}: name one by id",
+            matching.len()
+        ),
+    }
+}
+
+/// Adds the mark an action asks for, unless the ledger already holds this token.
+fn record(
+    ledger: &mut Ledger,
+    action: &PlannedAction,
+    event: &Event,
+    entry: &PoolEntry,
+    now: Timestamp,
+) {
+    let profile = action.profile.as_deref();
+    if ledger
+        .find(profile, &action.credential.provider, entry)
+        .is_some()
+    {
+        return;
+    }
+    ledger.marks.push(DeadMark {
+        profile: action.profile.clone(),
+        provider: action.credential.provider.clone(),
+        credential_id: entry.id.clone(),
+        label: entry
+            .label
+            .as_deref()
+            .map(|label| scrub(label).into_owned()),
+        fingerprint: entry.fingerprint.clone(),
+        reason: action.reason.clone(),
+        evidence: MarkEvidence {
+            rule: event.rule.clone(),
+            file: event.file.clone(),
+            line: event.line,
+            time: event.time.as_ref().map(|t| t.timestamp().to_string()),
+            status: event.status,
+        },
+        recorded_at: now.to_string(),
+        // A credential Hermes already marked dead is kept dead from now on.
+        applied_at: (action.result == ActionResult::AlreadyDead).then(|| now.to_string()),
+        reverts: 0,
+    });
+}
+
+/// Writes every mark the ledger asks of the home's auth.json; returns the fixes it found.
+fn edit_marks(
+    ledger: &Ledger,
+    target: &Target,
+    policy: Policy,
+    now: Timestamp,
+) -> Result<auth_edit::Edited<Vec<Fix>>, WriteError> {
+    let now_seconds = now.as_microsecond() as f64 / 1e6;
+    let profile = target.profile.as_deref();
+    auth_edit::edit(
+        &target.auth_json(),
+        policy.lock_deadline,
+        |snapshot, document| {
+            let fixes = ledger.reconcile(profile, snapshot, policy.semantics, now_seconds);
+            for fix in &fixes {
+                if let Fix::Mark { mark, entry_id } = fix {
+                    let mark = &ledger.marks[*mark];
+                    if let Ok(entry) = dead_mark::entry_mut(document, &mark.provider, entry_id) {
+                        dead_mark::mark_dead(entry, policy.form, &evidence(mark), now_seconds);
+                    }
+                }
+            }
+            fixes
+        },
+    )
+}
+
+/// Updates the ledger after the fixes were written, and says what changed.
+fn record_fixes(
+    ledger: &mut Ledger,
+    target: &Target,
+    fixes: Vec<Fix>,
+    now: Timestamp,
+) -> Vec<Change> {
+    let mut changes = Vec::new();
+    let mut revived = Vec::new();
+    for fix in fixes {
+        let (index, kind, entry_id) = match fix {
+            Fix::Mark { mark, entry_id } => {
+                let record = &mut ledger.marks[mark];
+                let kind = match record.applied_at {
+                    None => ChangeKind::Applied,
+                    Some(_) => ChangeKind::Reverted,
+                };
+                record.applied_at.get_or_insert_with(|| now.to_string());
+                if kind == ChangeKind::Reverted {
+                    record.reverts += 1;
+                }
+                record.credential_id.clone_from(&entry_id);
+                (mark, kind, entry_id)
+            }
+            Fix::Dead { mark } => {
+                // Dead before we wrote it (Hermes marked it too): applied all the same.
+                ledger.marks[mark]
+                    .applied_at
+                    .get_or_insert_with(|| now.to_string());
+                continue;
+            }
+            Fix::Revived { mark } => {
+                revived.push(mark);
+                let id = ledger.marks[mark].credential_id.clone();
+                (mark, ChangeKind::Revived, id)
+            }
+        };
+        let mark = &ledger.marks[index];
+        changes.push(Change {
+            kind,
+            profile: mark.profile.clone(),
+            provider: mark.provider.clone(),
+            credential_id: entry_id,
+            fingerprint: mark.fingerprint.clone(),
+        });
+    }
+    revived.sort_unstable();
+    for index in revived.into_iter().rev() {
+        let mark = ledger.marks.remove(index);
+        ledger.revive(Revival {
+            profile: target.profile.clone(),
+            provider: mark.provider,
+            credential_id: mark.credential_id,
+            revived_at: now.to_string(),
+            how: "reauth".into(),
+        });
+    }
+    changes
 }
 
 #[derive(Debug, thiserror::Error)]

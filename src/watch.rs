@@ -30,6 +30,7 @@ use crate::auth_store::{self, AuthSnapshot};
 use crate::decide::{ActionResult, decide};
 use crate::event::Event;
 use crate::home::{self, Target};
+use crate::ledger::{Ledger, ledger_path};
 use crate::logscan::{LogScanner, RecordHeader};
 use crate::remedy::Remedy;
 use crate::rules::Action;
@@ -89,7 +90,7 @@ pub fn run(mut settings: Settings, options: WatchOptions, reload: &Reload) -> an
     let mut audit = AuditLog::open(&state_dir.join("audit.jsonl"))?;
     let mut remedy = match options.dry_run {
         true => None,
-        false => Some(Remedy::open(&state_dir, settings.policy)?),
+        false => Some(Remedy::open(&settings.root, settings.policy)?),
     };
 
     let (wake, wakes) = mpsc::channel();
@@ -121,7 +122,7 @@ pub fn run(mut settings: Settings, options: WatchOptions, reload: &Reload) -> an
         watch_directories(&mut watcher, &settings, &homes, &mut watched);
         settings.now = Timestamp::now();
         for home in &mut homes {
-            step(&settings, home, &mut audit, remedy.as_mut())?;
+            step(&settings, home, &mut audit, remedy.as_ref())?;
             for log in &home.logs {
                 checkpoints
                     .files
@@ -271,13 +272,13 @@ fn step(
     settings: &Settings,
     home: &mut WatchedHome,
     audit: &mut AuditLog,
-    mut remedy: Option<&mut Remedy>,
+    remedy: Option<&Remedy>,
 ) -> anyhow::Result<()> {
     if refresh_snapshot(home) {
         home.reconcile_due = true;
     }
-    if let Some(remedy) = remedy.as_deref_mut()
-        && (home.reconcile_due || remedy.pending(home.target.profile.as_deref()))
+    if let Some(remedy) = remedy
+        && (home.reconcile_due || remedy.pending(home.target.profile.as_deref())?)
     {
         home.reconcile_due = false;
         let (_, records) = remedy.apply(
@@ -350,10 +351,12 @@ fn step(
     let attributions = attribute(&home.recent, |_| snapshot, settings.windows);
     let events = &home.recent[earlier..];
     let attributions = &attributions[earlier..];
+    let ledger = Ledger::load(&ledger_path(&settings.root))?;
     let mut actions = decide(
         events,
         attributions,
         |_| snapshot,
+        |profile, credential| ledger.revived_at(profile, &credential.provider, &credential.id),
         settings.semantics(),
         settings.now_seconds(),
     );

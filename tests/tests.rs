@@ -3,6 +3,7 @@
 
 mod cli;
 mod real_hermes;
+mod remediation;
 mod reports;
 mod tailer_model;
 mod util;

@@ -172,3 +172,32 @@ pub fn events_of<'v>(scan: &'v Value, rule: &str) -> Vec<&'v Value> {
 pub fn actions(scan: &Value) -> &Vec<Value> {
     scan["actions"].as_array().unwrap()
 }
+
+/// `tests/hermes/pool_probe.py SUBCOMMAND --home HOME ARGS...` with Hermes `version`, ready to
+/// run or spawn: Hermes's own pool code acting on the home.
+pub fn pool_probe(home: &Path, version: &str, subcommand: &str, args: &[&str]) -> Command {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hermes/pool_probe.py");
+    let mut command = Command::new(hermes_venv(version).join("bin/python"));
+    command
+        .arg(script)
+        .arg(subcommand)
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env("TZ", "UTC")
+        .env_remove("HERMES_HOME");
+    command
+}
+
+/// Runs a pool probe to its end and returns the JSON it prints.
+pub fn probe(home: &Path, version: &str, subcommand: &str, args: &[&str]) -> Value {
+    let output = pool_probe(home, version, subcommand, args)
+        .output()
+        .expect("run pool_probe.py");
+    assert!(
+        output.status.success(),
+        "pool_probe.py {subcommand} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("pool_probe.py prints JSON")
+}

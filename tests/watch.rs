@@ -17,13 +17,21 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// A dry-run daemon for Hermes 0.19 with `extra` global flags.
     pub fn start(home: &Path, extra: &[&str]) -> Daemon {
+        let mut args = vec!["--hermes-version", "0.19.0"];
+        args.extend(extra);
+        args.extend(["watch", "--dry-run", "--poll-interval", "0.1"]);
+        Daemon::spawn(home, &args)
+    }
+
+    /// `hermes-warden --hermes-home HOME --tz UTC ARGS...`.
+    pub fn spawn(home: &Path, args: &[&str]) -> Daemon {
         let child = Command::new(assert_cmd::cargo::cargo_bin!("hermes-warden"))
             .arg("--hermes-home")
             .arg(home)
-            .args(["--hermes-version", "0.19.0", "--tz", "UTC"])
-            .args(extra)
-            .args(["watch", "--dry-run", "--poll-interval", "0.1"])
+            .args(["--tz", "UTC"])
+            .args(args)
             .env_remove("HERMES_HOME")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -68,23 +76,33 @@ impl Daemon {
 
     /// Waits (bounded) until the audit log holds `count` records, and returns them.
     pub fn wait_for_audit(&mut self, count: usize) -> Vec<Value> {
+        let home = self.home.clone();
+        self.wait_until(|| {
+            let records = audit(&home);
+            match records.len() {
+                found if found >= count => Ok(records),
+                found => Err(format!("{found} of {count} audit records")),
+            }
+        })
+    }
+
+    /// Polls `check` until it gives a value, for at most 60 s, while the daemon runs; `check`
+    /// says what it is still waiting for.
+    pub fn wait_until<T>(&mut self, mut check: impl FnMut() -> Result<T, String>) -> T {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let records = audit(&self.home);
-            if records.len() >= count {
-                return records;
-            }
+            let waiting = match check() {
+                Ok(value) => return value,
+                Err(waiting) => waiting,
+            };
             if let Some(status) = self.child().try_wait().unwrap() {
-                panic!(
-                    "the daemon exited early ({status}) with {} of {count} records",
-                    records.len()
-                );
+                let mut stderr = String::new();
+                if let Some(mut pipe) = self.child().stderr.take() {
+                    std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
+                }
+                panic!("the daemon exited early ({status}) with {waiting}:\n{stderr}");
             }
-            assert!(
-                Instant::now() < deadline,
-                "{} of {count} audit records after 60 s",
-                records.len()
-            );
+            assert!(Instant::now() < deadline, "after 60 s: {waiting}");
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -1,0 +1,601 @@
+//! Remediation against the real Hermes 0.15.0 and 0.19.0: the warden marks a revoked credential
+//! dead, and Hermes's own pool code (tests/hermes/pool_probe.py) never selects it again, also
+//! after every cooldown, also when live Hermes processes rewrite the pool or re-seed the token;
+//! auth.json stays byte for byte what Hermes writes; Hermes's lock is honoured.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use hermes_warden::auth_store::fingerprint_of;
+use serde_json::Value;
+
+use crate::util::{HermesHome, hermes_venv, pool_probe, probe, warden_in};
+use crate::watch::{Daemon, audit};
+
+const ALICE_TOKEN: &str = "fake-codex-access-token-alice-0000000000";
+const STATUS_FIELDS: [&str; 6] = [
+    "last_status",
+    "last_status_at",
+    "last_error_code",
+    "last_error_reason",
+    "last_error_message",
+    "last_error_reset_at",
+];
+/// Now, 400 s on (past a 401's cooldown), 4000 s on (past a 429's), and three years on.
+const OFFSETS: &str = "0,400,4000,100000000";
+
+/// `scan --apply --format json` with `args` before the command.
+fn scan_apply(root: &Path, args: &[&str]) -> Value {
+    let output = warden_in(root)
+        .args(args)
+        .args(["scan", "--apply", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "scan --apply: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn ledger(root: &Path) -> Value {
+    match std::fs::read(root.join("warden/ledger.json")) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap(),
+        Err(_) => serde_json::json!({"marks": []}),
+    }
+}
+
+fn codex_entries(auth: &Value) -> Vec<Value> {
+    auth["credential_pool"]["openai-codex"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn entry_fingerprint(entry: &Value) -> Option<String> {
+    entry["access_token"].as_str().map(fingerprint_of)
+}
+
+/// Whether Hermes `version` treats the entry as dead for good.
+fn is_dead(entry: &Value, version: &str) -> bool {
+    match entry["last_status"].as_str() {
+        Some("dead") => version != "0.15.0",
+        Some("exhausted") => entry["last_error_reset_at"]
+            .as_f64()
+            .is_some_and(|reset| reset > 4e9),
+        _ => false,
+    }
+}
+
+/// Every id Hermes's `select()` returned, at each clock offset.
+fn selected_ids(root: &Path, version: &str) -> Vec<Vec<String>> {
+    let result = probe(
+        root,
+        version,
+        "select",
+        &[
+            "--provider",
+            "openai-codex",
+            "--times",
+            "6",
+            "--offsets",
+            OFFSETS,
+        ],
+    );
+    result["selections"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|ids| {
+            ids.as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|id| id.as_str().map(str::to_owned))
+                .collect()
+        })
+        .collect()
+}
+
+/// The file is exactly what Hermes writes for its own content: `json.dumps(indent=2) + "\n"`.
+fn assert_hermes_layout(path: &Path, version: &str) {
+    let output = Command::new(hermes_venv(version).join("bin/python"))
+        .args([
+            "-c",
+            "import json, sys; data = open(sys.argv[1], 'rb').read(); \
+             sys.exit(0 if (json.dumps(json.loads(data), indent=2) + '\\n').encode() == data else 1)",
+        ])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(
+        output.success(),
+        "{} is not in Hermes's layout",
+        path.display()
+    );
+}
+
+/// Only the target's status fields differ, line by line and as parsed documents.
+fn assert_only_status_fields_changed(before: &str, after: &str, id: &str) {
+    assert_eq!(before.lines().count(), after.lines().count());
+    for (old, new) in before.lines().zip(after.lines()) {
+        if old != new {
+            let key = new.trim_start().split('"').nth(1).unwrap_or_default();
+            assert!(
+                STATUS_FIELDS.contains(&key),
+                "changed line {old:?} -> {new:?}"
+            );
+        }
+    }
+    let strip = |text: &str| {
+        let mut document: Value = serde_json::from_str(text).unwrap();
+        for entry in document["credential_pool"]["openai-codex"]
+            .as_array_mut()
+            .unwrap()
+        {
+            if entry["id"] == id {
+                for field in STATUS_FIELDS {
+                    entry.as_object_mut().unwrap().remove(field);
+                }
+            }
+        }
+        document
+    };
+    assert_eq!(strip(before), strip(after));
+}
+
+/// Marks alice with `scan --apply` as Hermes `version` reads her, checks the file, checks that
+/// Hermes `version` never selects her again, then revives her and sees Hermes select her.
+fn mark_and_check(version: &str, extra: &[&str], expected_status: &str) {
+    let home = HermesHome::build("codex-revoked-0.15", "0.15.0");
+    let root = &home.root;
+    let auth_path = root.join("auth.json");
+    let alice = home.credential_id("alice@example.com", None);
+    let bob = home.credential_id("bob@example.com", None);
+    let before = std::fs::read_to_string(&auth_path).unwrap();
+
+    let mut args = vec!["--hermes-version", version];
+    args.extend(extra);
+    let scan = scan_apply(root, &args);
+    let actions = scan["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 1, "{scan}");
+    assert_eq!(actions[0]["credential_id"], alice.as_str());
+    assert_eq!(actions[0]["result"], "applied", "{scan}");
+    let after = std::fs::read_to_string(&auth_path).unwrap();
+    assert_only_status_fields_changed(&before, &after, &alice);
+    assert_hermes_layout(&auth_path, version);
+    assert_eq!(
+        std::fs::metadata(&auth_path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let marked = codex_entries(&read_json(&auth_path))
+        .into_iter()
+        .find(|e| e["id"] == alice.as_str())
+        .unwrap();
+    assert_eq!(marked["last_status"], expected_status);
+    assert_eq!(marked["last_error_code"], 401);
+    assert_eq!(marked["last_error_reason"], "token_invalidated");
+    let credential = scan["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == alice.as_str())
+        .unwrap();
+    assert_eq!(credential["state"], "dead");
+    let ledger_marks = ledger(root)["marks"].as_array().unwrap().clone();
+    assert_eq!(ledger_marks.len(), 1);
+    assert_eq!(ledger_marks[0]["credential_id"], alice.as_str());
+    assert_eq!(ledger_marks[0]["fingerprint"], fingerprint_of(ALICE_TOKEN));
+    assert!(!ledger_marks[0]["applied_at"].is_null());
+
+    // Again: nothing to do, nothing written, nothing recorded twice.
+    let inode = std::fs::metadata(&auth_path).unwrap().ino();
+    let audit_before = audit(root).len();
+    let again = scan_apply(root, &args);
+    assert_eq!(again["actions"][0]["result"], "already_dead");
+    assert_eq!(std::fs::read_to_string(&auth_path).unwrap(), after);
+    assert_eq!(std::fs::metadata(&auth_path).unwrap().ino(), inode);
+    assert_eq!(audit(root).len(), audit_before);
+    assert_eq!(ledger(root)["marks"].as_array().unwrap().len(), 1);
+
+    for ids in selected_ids(root, version) {
+        assert!(
+            !ids.contains(&alice),
+            "Hermes {version} selected alice: {ids:?}"
+        );
+        assert!(
+            ids.contains(&bob),
+            "Hermes {version} never selected bob: {ids:?}"
+        );
+    }
+}
+
+#[test]
+fn revive_undoes_the_mark_and_the_old_failures_do_not_mark_it_again() {
+    let home = HermesHome::build("codex-revoked-0.15", "0.15.0");
+    let root = &home.root;
+    let alice = home.credential_id("alice@example.com", None);
+    let args = ["--hermes-version", "0.15.0"];
+    assert_eq!(scan_apply(root, &args)["actions"][0]["result"], "applied");
+    let revived = crate::util::stdout_of(warden_in(root).args(args).args([
+        "revive",
+        "openai-codex",
+        "alice@example.com",
+    ]));
+    assert!(revived.contains(&alice), "{revived}");
+    assert!(ledger(root)["marks"].as_array().unwrap().is_empty());
+    assert!(audit(root).iter().any(|r| r["type"] == "revive"));
+    let entries = codex_entries(&read_json(&root.join("auth.json")));
+    let entry = entries.iter().find(|e| e["id"] == alice.as_str()).unwrap();
+    assert!(
+        STATUS_FIELDS.iter().all(|field| entry[*field].is_null()),
+        "{entry}"
+    );
+
+    let again = scan_apply(root, &args);
+    assert_eq!(again["actions"], serde_json::json!([]), "{again}");
+    let selections = selected_ids(root, "0.15.0");
+    assert!(
+        selections.iter().all(|ids| ids.contains(&alice)),
+        "revived, alice is selected again: {selections:?}"
+    );
+}
+
+#[test]
+fn on_015_the_mark_is_exhausted_for_good_and_hermes_never_selects_it() {
+    mark_and_check("0.15.0", &[], "exhausted");
+}
+
+#[test]
+fn on_019_the_mark_is_dead_and_hermes_never_selects_it() {
+    mark_and_check("0.19.0", &[], "dead");
+}
+
+#[test]
+fn the_form_every_version_honours_can_be_forced_and_019_honours_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("warden.toml");
+    std::fs::write(&config, "mark_as = \"exhausted\"\n").unwrap();
+    mark_and_check(
+        "0.19.0",
+        &["--config", config.to_str().unwrap()],
+        "exhausted",
+    );
+}
+
+#[test]
+fn a_symlinked_auth_json_stays_a_symlink() {
+    let home = HermesHome::build("codex-revoked-0.15", "0.15.0");
+    let root = &home.root;
+    std::fs::create_dir(root.join("store")).unwrap();
+    std::fs::rename(root.join("auth.json"), root.join("store/real-auth.json")).unwrap();
+    std::os::unix::fs::symlink("store/real-auth.json", root.join("auth.json")).unwrap();
+    let scan = scan_apply(root, &["--hermes-version", "0.15.0"]);
+    assert_eq!(scan["actions"][0]["result"], "applied", "{scan}");
+    assert!(
+        std::fs::symlink_metadata(root.join("auth.json"))
+            .unwrap()
+            .is_symlink()
+    );
+    let real = root.join("store/real-auth.json");
+    assert_eq!(
+        std::fs::metadata(&real).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let alice = home.credential_id("alice@example.com", None);
+    assert!(
+        codex_entries(&read_json(&real))
+            .iter()
+            .any(|e| e["id"] == alice.as_str() && is_dead(e, "0.15.0"))
+    );
+}
+
+/// A process holding Hermes's lock (as Hermes does, with `fcntl.flock`) until killed.
+fn hold_lock(root: &Path) -> Child {
+    let mut holder = Command::new("python3")
+        .args([
+            "-c",
+            "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); \
+             fcntl.flock(f.fileno(), fcntl.LOCK_EX); print('locked', flush=True); time.sleep(600)",
+        ])
+        .arg(root.join("auth.lock"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 holds the lock");
+    let mut line = String::new();
+    BufReader::new(holder.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+    holder
+}
+
+#[test]
+fn a_lock_held_past_the_deadline_means_no_write_a_counted_failure_and_a_retry() {
+    let home = HermesHome::build("codex-revoked-0.15", "0.15.0");
+    let root = &home.root;
+    std::fs::write(root.join("warden.toml"), "lock_timeout_seconds = 0.3\n").unwrap();
+    let alice = home.credential_id("alice@example.com", None);
+    let before = std::fs::read(root.join("auth.json")).unwrap();
+    let mut holder = hold_lock(root);
+    let mut daemon = Daemon::spawn(
+        root,
+        &[
+            "--hermes-version",
+            "0.15.0",
+            "watch",
+            "--poll-interval",
+            "0.1",
+        ],
+    );
+    let timeouts = |root: &Path| {
+        audit(root)
+            .iter()
+            .filter(|r| r["type"] == "auth_write" && r["result"] == "lock_timeout")
+            .count()
+    };
+    daemon.wait_until(|| match timeouts(root) {
+        n if n >= 2 => Ok(()),
+        n => Err(format!("{n} lock timeouts recorded")),
+    });
+    assert_eq!(std::fs::read(root.join("auth.json")).unwrap(), before);
+    let finding = audit(root)
+        .into_iter()
+        .find(|r| r["action"] == "mark_dead")
+        .expect("the finding is recorded");
+    assert_eq!(finding["result"], "failed");
+    assert!(ledger(root)["marks"][0]["applied_at"].is_null());
+
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    daemon.wait_until(|| {
+        let auth = read_json(&root.join("auth.json"));
+        codex_entries(&auth)
+            .iter()
+            .any(|e| e["id"] == alice.as_str() && is_dead(e, "0.15.0"))
+            .then_some(())
+            .ok_or("alice marked after the lock was released".to_owned())
+    });
+    assert!(!ledger(root)["marks"][0]["applied_at"].is_null());
+    let (code, _) = daemon.stop();
+    assert_eq!(code, Some(0));
+}
+
+/// Waits until every entry holding a token with `fingerprint` is dead for Hermes `version`,
+/// and returns their ids.
+fn wait_until_token_dead(
+    daemon: &mut Daemon,
+    root: &Path,
+    version: &str,
+    fingerprint: &str,
+) -> Vec<String> {
+    daemon.wait_until(|| {
+        let entries = codex_entries(&read_json(&root.join("auth.json")));
+        let holding: Vec<&Value> = entries
+            .iter()
+            .filter(|e| entry_fingerprint(e).as_deref() == Some(fingerprint))
+            .collect();
+        let alive: Vec<&Value> = holding
+            .iter()
+            .copied()
+            .filter(|e| !is_dead(e, version))
+            .collect();
+        if !holding.is_empty() && alive.is_empty() {
+            Ok(holding
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_owned())
+                .collect())
+        } else {
+            Err(format!(
+                "entries with the revoked token not dead: {alive:?}"
+            ))
+        }
+    })
+}
+
+fn resurrection(version: &str) {
+    let scenario = format!("codex-revoked-{}", &version[..4]);
+    let home = HermesHome::build(&scenario, version);
+    let root = &home.root;
+    let revoked = fingerprint_of(ALICE_TOKEN);
+    let mut daemon = Daemon::spawn(
+        root,
+        &[
+            "--hermes-version",
+            version,
+            "watch",
+            "--poll-interval",
+            "0.1",
+        ],
+    );
+    let marked = wait_until_token_dead(&mut daemon, root, version, &revoked);
+    assert_eq!(marked, [home.credential_id("alice@example.com", None)]);
+
+    // A login with the stale token puts it in the singleton; load_pool() seeds it as a new
+    // device_code entry, and after a removal from the pool seeds it again under a new id.
+    probe(
+        root,
+        version,
+        "reauth",
+        &[
+            "--access-token",
+            ALICE_TOKEN,
+            "--refresh-token",
+            "fake-codex-refresh-token-stale-0000",
+        ],
+    );
+    let seeded = wait_until_token_dead(&mut daemon, root, version, &revoked);
+    let device_code = codex_entries(&read_json(&root.join("auth.json")))
+        .into_iter()
+        .find(|e| e["source"] == "device_code")
+        .expect("the singleton was seeded into the pool");
+    let first_id = device_code["id"].as_str().unwrap().to_owned();
+    assert!(seeded.contains(&first_id), "{seeded:?}");
+    let removed = probe(
+        root,
+        version,
+        "remove",
+        &["--id", &first_id, "--via", "pool"],
+    );
+    let reseeded: Vec<String> = removed["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["source"] == "device_code")
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(reseeded.len(), 1, "{removed}");
+    assert_ne!(reseeded[0], first_id, "re-seeded under a new id");
+    let dead = wait_until_token_dead(&mut daemon, root, version, &revoked);
+    assert!(dead.contains(&reseeded[0]), "{dead:?}");
+    for ids in selected_ids(root, version) {
+        assert!(
+            ids.iter().all(|id| !dead.contains(id)),
+            "{ids:?} vs dead {dead:?}"
+        );
+    }
+
+    // A real re-login with a new token: the warden leaves the renewed entries alone.
+    let renewed_token = "fake-codex-access-token-alice-renewed-0000";
+    probe(
+        root,
+        version,
+        "reauth",
+        &[
+            "--access-token",
+            renewed_token,
+            "--refresh-token",
+            "fake-codex-refresh-token-renewed-0000",
+        ],
+    );
+    let renewed = fingerprint_of(renewed_token);
+    daemon.wait_until(|| {
+        audit(root)
+            .iter()
+            .any(|r| r["type"] == "mark" && r["change"] == "revived")
+            .then_some(())
+            .ok_or("a mark dropped as revived by re-auth".to_owned())
+    });
+    let selections = selected_ids(root, version);
+    let entries = codex_entries(&read_json(&root.join("auth.json")));
+    let renewed_ids: Vec<&str> = entries
+        .iter()
+        .filter(|e| entry_fingerprint(e).as_deref() == Some(renewed.as_str()))
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert!(!renewed_ids.is_empty());
+    assert!(
+        entries
+            .iter()
+            .filter(|e| renewed_ids.contains(&e["id"].as_str().unwrap()))
+            .all(|e| !is_dead(e, version)),
+        "{entries:?}"
+    );
+    assert!(
+        selections
+            .iter()
+            .all(|ids| ids.iter().any(|id| renewed_ids.contains(&id.as_str()))),
+        "Hermes selects the renewed credential: {selections:?}"
+    );
+    let (code, _) = daemon.stop();
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn a_reseeded_stale_token_is_marked_again_and_a_reauth_is_left_alone_on_015() {
+    resurrection("0.15.0");
+}
+
+#[test]
+fn a_reseeded_stale_token_is_marked_again_and_a_reauth_is_left_alone_on_019() {
+    resurrection("0.19.0");
+}
+
+fn concurrency(version: &str) {
+    let scenario = format!("codex-revoked-{}", &version[..4]);
+    let home = HermesHome::build(&scenario, version);
+    let root = &home.root;
+    let alice = home.credential_id("alice@example.com", None);
+    let bob = home.credential_id("bob@example.com", None);
+    let ids = format!("{alice},{bob}");
+    let observer = pool_probe(
+        root,
+        version,
+        "observe",
+        &["--seconds", "120", "--expect-ids", &ids],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let churners: Vec<Child> = (0..3)
+        .map(|seed| {
+            pool_probe(
+                root,
+                version,
+                "churn",
+                &[
+                    "--provider",
+                    "openai-codex",
+                    "--seconds",
+                    "6",
+                    "--seed",
+                    &seed.to_string(),
+                ],
+            )
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let mut daemon = Daemon::spawn(
+        root,
+        &[
+            "--hermes-version",
+            version,
+            "watch",
+            "--poll-interval",
+            "0.1",
+        ],
+    );
+    for churner in churners {
+        let output = churner.wait_with_output().unwrap();
+        assert!(output.status.success());
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["lock_timeouts"], 0, "{report}");
+        assert_eq!(report["error_count"], 0, "{report}");
+        assert!(report["iterations"].as_u64().unwrap() > 10, "{report}");
+    }
+    wait_until_token_dead(&mut daemon, root, version, &fingerprint_of(ALICE_TOKEN));
+    std::fs::write(root.join("stop-observe"), "").unwrap();
+    let observed: Value =
+        serde_json::from_slice(&observer.wait_with_output().unwrap().stdout).unwrap();
+    assert!(observed["versions"].as_u64().unwrap() > 10, "{observed}");
+    assert_eq!(observed["unparsable"], 0, "{observed}");
+    assert_eq!(observed["missing_ids"], serde_json::json!([]), "{observed}");
+    assert_eq!(observed["lost_fields"], serde_json::json!([]), "{observed}");
+    let mark = &ledger(root)["marks"][0];
+    assert_eq!(mark["credential_id"], alice.as_str());
+    eprintln!(
+        "Hermes {version}: {} versions of auth.json observed, {} reverts re-applied",
+        observed["versions"], mark["reverts"]
+    );
+    let (code, _) = daemon.stop();
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn live_hermes_processes_rewriting_the_pool_lose_nothing_and_the_mark_ends_in_place_015() {
+    concurrency("0.15.0");
+}
+
+#[test]
+fn live_hermes_processes_rewriting_the_pool_lose_nothing_and_the_mark_ends_in_place_019() {
+    concurrency("0.19.0");
+}
