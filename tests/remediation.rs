@@ -517,9 +517,12 @@ fn a_reseeded_stale_token_is_marked_again_and_a_reauth_is_left_alone_on_019() {
     resurrection("0.19.0");
 }
 
+/// Three live Hermes `version` processes select, mark and persist the pool in a loop while the
+/// daemon marks alice (whom Hermes left merely exhausted): their stale in-memory copies may undo
+/// the mark (how often depends on timing; the next test makes it happen), the daemon writes it
+/// again.
 fn concurrency(version: &str) {
-    let scenario = format!("codex-revoked-{}", &version[..4]);
-    let home = HermesHome::build(&scenario, version);
+    let home = HermesHome::build("codex-revoked-0.15", "0.15.0");
     let root = &home.root;
     let alice = home.credential_id("alice@example.com", None);
     let bob = home.credential_id("bob@example.com", None);
@@ -598,4 +601,69 @@ fn live_hermes_processes_rewriting_the_pool_lose_nothing_and_the_mark_ends_in_pl
 #[test]
 fn live_hermes_processes_rewriting_the_pool_lose_nothing_and_the_mark_ends_in_place_019() {
     concurrency("0.19.0");
+}
+
+/// A live Hermes `version` process loaded the pool before the mark and persists it after: the
+/// mark is undone, and the daemon writes it again and counts the revert.
+fn stale_process_revert(version: &str) {
+    let home = HermesHome::build("codex-revoked-0.15", "0.15.0");
+    let root = &home.root;
+    let alice = home.credential_id("alice@example.com", None);
+    let revoked = fingerprint_of(ALICE_TOKEN);
+    let stale = pool_probe(root, version, "stale-persist", &[])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !root.join("stale-loaded").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stale process never loaded the pool"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut daemon = Daemon::spawn(
+        root,
+        &[
+            "--hermes-version",
+            version,
+            "watch",
+            "--poll-interval",
+            "0.1",
+        ],
+    );
+    wait_until_token_dead(&mut daemon, root, version, &revoked);
+    std::fs::write(root.join("persist-now"), "").unwrap();
+    let output = stale.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let written: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let undone = written["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == alice.as_str())
+        .unwrap();
+    assert_ne!(undone["last_status"], "dead", "{written}");
+    wait_until_token_dead(&mut daemon, root, version, &revoked);
+    daemon.wait_until(|| match ledger(root)["marks"][0]["reverts"].as_u64() {
+        Some(reverts) if reverts >= 1 => Ok(()),
+        _ => Err(format!("a revert counted: {}", ledger(root))),
+    });
+    assert!(
+        audit(root)
+            .iter()
+            .any(|r| r["type"] == "mark" && r["change"] == "reverted")
+    );
+    let (code, _) = daemon.stop();
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn a_stale_hermes_015_process_undoes_the_mark_and_it_is_written_again() {
+    stale_process_revert("0.15.0");
+}
+
+#[test]
+fn a_stale_hermes_019_process_undoes_the_mark_and_it_is_written_again() {
+    stale_process_revert("0.19.0");
 }

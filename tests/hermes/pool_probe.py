@@ -40,6 +40,11 @@ What each subcommand does, and with which Hermes code:
   auth lock is counted, other exceptions are collected. Output: {"hermes_version", "iterations",
   "lock_timeouts", "marks", "selected_none", "errors": [...], "error_count"}.
 
+* stale-persist: one live process holding a stale pool: load_pool + select(), create
+  <home>/stale-loaded, wait for <home>/persist-now, then mark the selected entry with a 429
+  (mark_exhausted_and_rotate persists the whole in-memory pool). Output: {"selected",
+  "entries": [{"id", "last_status"}]} as the process persisted them.
+
 * observe: no Hermes code; poll <home>/auth.json as fast as possible for T seconds, or until
   <home>/stop-observe exists (remove a stale one before starting). For every change of content:
   it must parse as JSON, every expected id must be in `credential_pool` (any provider), and every
@@ -341,6 +346,29 @@ def cmd_churn(args: argparse.Namespace, out: Dict[str, Any]) -> None:
     })
 
 
+def cmd_stale_persist(args: argparse.Namespace, out: Dict[str, Any]) -> None:
+    """One live process with a stale pool: load_pool + select(), then create <home>/stale-loaded
+    and wait for <home>/persist-now (60 s at most); then mark the selected entry with a 429
+    through mark_exhausted_and_rotate, which persists the whole in-memory pool, as any live
+    Hermes process does after a failed request. Output: the entries (id, last_status) it wrote."""
+    from agent.agent_runtime_helpers import extract_api_error_context
+    from agent.credential_pool import load_pool
+
+    pool = load_pool(args.provider)
+    entry = pool.select()
+    (args.home / "stale-loaded").write_text("")
+    deadline = time.monotonic() + 60
+    while not (args.home / "persist-now").exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError("persist-now never appeared")
+        time.sleep(0.02)
+    exc = codex_rate_limit_error(int(time.time()) + 3600)
+    pool.mark_exhausted_and_rotate(status_code=429, error_context=extract_api_error_context(exc))
+    out["selected"] = entry.id if entry is not None else None
+    # What this process persisted (its memory), not auth.json, which others may change at once.
+    out["entries"] = [{"id": e.id, "last_status": e.last_status} for e in pool.entries()]
+
+
 # ---------------------------------------------------------------------------
 # observe (no Hermes code)
 # ---------------------------------------------------------------------------
@@ -488,6 +516,7 @@ def cmd_reauth(args: argparse.Namespace, out: Dict[str, Any]) -> None:
 COMMANDS = {
     "select": cmd_select,
     "churn": cmd_churn,
+    "stale-persist": cmd_stale_persist,
     "observe": cmd_observe,
     "remove": cmd_remove,
     "reseed": cmd_reseed,
@@ -521,6 +550,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resets_at of each 429 is now + 0..N whole seconds (Codex sends epoch seconds)")
     p.add_argument("--reset-every", type=int, default=0,
                    help="also run reset_statuses() (= hermes auth reset) every K iterations")
+
+    add("stale-persist", "load the pool, wait for <home>/persist-now, then mark and persist it")
 
     p = add("observe", "watch auth.json for unparsable versions, missing ids, lost fields", provider=False)
     p.add_argument("--seconds", type=float, required=True)
