@@ -667,3 +667,55 @@ fn a_stale_hermes_015_process_undoes_the_mark_and_it_is_written_again() {
 fn a_stale_hermes_019_process_undoes_the_mark_and_it_is_written_again() {
     stale_process_revert("0.19.0");
 }
+
+/// Python writes random documents as Hermes does (`json.dumps(indent=2) + "\n"`: escapes of
+/// control, non-ASCII and astral characters, floats in every range, big integers, empty and
+/// nested containers); read and written again by the warden, every byte is the same.
+#[test]
+fn the_warden_writes_json_byte_for_byte_as_python_does() {
+    const GENERATE: &str = r#"
+import json, random, sys
+rng = random.Random(7)
+CHARS = [chr(c) for c in range(0, 0x80)] + ['\u00e9', '\u00ff', '\u2028', '\u4e2d', '\ufffd', '\U0001f600', '\U00010348']
+def text():
+    return ''.join(rng.choice(CHARS) for _ in range(rng.randint(0, 12)))
+def number():
+    return rng.choice([
+        rng.randint(-10**30, 10**30), rng.randint(-5, 5), rng.uniform(-1e6, 1e6),
+        rng.uniform(0, 1) * 10.0 ** rng.randint(-320, 308), float(rng.randint(0, 10**6)), -0.0, 1e16, 1e-5,
+    ])
+def value(depth):
+    kind = rng.randint(0, 7 if depth < 4 else 3)
+    if kind == 0: return number()
+    if kind == 1: return text()
+    if kind == 2: return rng.choice([True, False, None])
+    if kind == 3: return rng.randint(0, 2**63)
+    if kind in (4, 5): return {text(): value(depth + 1) for _ in range(rng.randint(0, 5))}
+    return [value(depth + 1) for _ in range(rng.randint(0, 5))]
+for i in range(400):
+    with open(f"{sys.argv[1]}/{i}.json", "w") as f:
+        f.write(json.dumps({"version": 1, "doc": value(0)}, indent=2) + "\n")
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("python3")
+        .args(["-c", GENERATE])
+        .arg(dir.path())
+        .status()
+        .expect("python3 (./scripts/test.sh installs it)");
+    assert!(status.success());
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let document: Value = serde_json::from_slice(&bytes).unwrap();
+        let written = hermes_warden::pyjson::dumps(&document);
+        assert!(
+            written.as_bytes() == bytes,
+            "{}: python wrote\n{}\nthe warden wrote\n{written}",
+            path.display(),
+            String::from_utf8_lossy(&bytes)
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 400);
+}
