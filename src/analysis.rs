@@ -70,14 +70,17 @@ pub struct Analysis {
     pub attributions: Vec<Attribution>,
     pub actions: Vec<PlannedAction>,
     pub files: Vec<FileStats>,
+    /// The warden's ledger of dead marks and revivals.
+    pub ledger: Ledger,
 }
 
 impl Analysis {
-    /// Reads every home's auth.json again, after the warden changed it.
-    pub fn reread_auth(&mut self) -> anyhow::Result<()> {
+    /// Reads every home's auth.json and the ledger again, after the warden changed them.
+    pub fn reread_state(&mut self, root: &Path) -> anyhow::Result<()> {
         for home in &mut self.homes {
             home.snapshot = auth_store::read(&home.target.auth_json())?;
         }
+        self.ledger = Ledger::load(&ledger_path(root))?;
         Ok(())
     }
 
@@ -166,6 +169,7 @@ pub fn analyse(settings: &Settings, read_logs: bool) -> anyhow::Result<Analysis>
         attributions,
         actions,
         files,
+        ledger,
     })
 }
 

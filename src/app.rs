@@ -250,7 +250,7 @@ fn apply_actions(settings: &Settings, analysis: &mut Analysis) -> anyhow::Result
     let records: Vec<_> = records.into_iter().map(|record| (None, record)).collect();
     let mut audit = AuditLog::open(&state_dir.join("audit.jsonl"))?;
     audit.append(&records)?;
-    analysis.reread_auth()
+    analysis.reread_state(&settings.root)
 }
 
 fn revive(settings: &Settings, provider: &str, name: &str) -> Result<(), Failure> {

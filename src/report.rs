@@ -12,9 +12,11 @@ use serde::Serialize;
 
 use crate::analysis::{Analysis, Settings};
 use crate::attribute::{AttributionKind, CredentialRef};
+use crate::auth_store::PoolEntry;
 use crate::availability::availability;
 use crate::compaction::{self, CompactionRisk};
 use crate::decide::ActionResult;
+use crate::ledger::Ledger;
 use crate::rules::FindingKind;
 use crate::secrets::scrub;
 
@@ -78,6 +80,68 @@ pub struct CredentialRow {
     pub since: Option<String>,
     pub available_in_seconds: Option<u64>,
     pub fingerprint: Option<String>,
+    /// What the warden did to it, from the ledger.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warden: Option<WardenNote>,
+}
+
+/// The ledger's word on a credential.
+#[derive(Debug, Serialize)]
+pub struct WardenNote {
+    /// `kept_dead` (the mark is in auth.json), `pending` (not written yet), `revived`.
+    pub action: &'static str,
+    pub since: String,
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub reverts: u64,
+}
+
+fn is_zero_u64(count: &u64) -> bool {
+    *count == 0
+}
+
+impl WardenNote {
+    fn of(
+        ledger: &Ledger,
+        profile: Option<&str>,
+        provider: &str,
+        entry: &PoolEntry,
+    ) -> Option<Self> {
+        if let Some(index) = ledger.find(profile, provider, entry) {
+            let mark = &ledger.marks[index];
+            return Some(match &mark.applied_at {
+                Some(at) => WardenNote {
+                    action: "kept_dead",
+                    since: at.clone(),
+                    reverts: mark.reverts,
+                },
+                None => WardenNote {
+                    action: "pending",
+                    since: mark.recorded_at.clone(),
+                    reverts: mark.reverts,
+                },
+            });
+        }
+        ledger
+            .revived
+            .iter()
+            .find(|r| {
+                r.profile.as_deref() == profile
+                    && r.provider == provider
+                    && r.credential_id == entry.id
+            })
+            .map(|revival| WardenNote {
+                action: "revived",
+                since: revival.revived_at.clone(),
+                reverts: 0,
+            })
+    }
+
+    fn describe(&self) -> String {
+        match self.reverts {
+            0 => format!("{} {}", self.action, self.since),
+            n => format!("{} {} ({n} reverts)", self.action, self.since),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -191,6 +255,12 @@ pub fn build(settings: &Settings, analysis: &Analysis) -> Report {
                         .map(|t| format_time(t, zone)),
                     available_in_seconds: state.available_in_seconds.map(|s| s.ceil() as u64),
                     fingerprint: entry.fingerprint.clone(),
+                    warden: WardenNote::of(
+                        &analysis.ledger,
+                        profile.as_deref(),
+                        &pool.provider,
+                        entry,
+                    ),
                 });
             }
         }
@@ -382,6 +452,7 @@ fn sections(report: &Report, include_logs: bool) -> Vec<Section> {
             "REASON",
             "SINCE",
             "USABLE IN",
+            "WARDEN",
         ],
         rows: report
             .credentials
@@ -397,6 +468,7 @@ fn sections(report: &Report, include_logs: bool) -> Vec<Section> {
                     or_dash(c.reason.as_deref()),
                     or_dash(c.since.as_deref()),
                     c.available_in_seconds.map_or("-".into(), format_duration),
+                    c.warden.as_ref().map_or("-".into(), WardenNote::describe),
                 ]
             })
             .collect(),

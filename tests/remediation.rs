@@ -188,6 +188,7 @@ fn mark_and_check(version: &str, extra: &[&str], expected_status: &str) {
         .find(|c| c["id"] == alice.as_str())
         .unwrap();
     assert_eq!(credential["state"], "dead");
+    assert_eq!(credential["warden"]["action"], "kept_dead", "{credential}");
     let ledger_marks = ledger(root)["marks"].as_array().unwrap().clone();
     assert_eq!(ledger_marks.len(), 1);
     assert_eq!(ledger_marks[0]["credential_id"], alice.as_str());
@@ -240,6 +241,20 @@ fn revive_undoes_the_mark_and_the_old_failures_do_not_mark_it_again() {
 
     let again = scan_apply(root, &args);
     assert_eq!(again["actions"], serde_json::json!([]), "{again}");
+    let status: Value = serde_json::from_str(&crate::util::stdout_of(
+        warden_in(root)
+            .args(args)
+            .args(["status", "--format", "json"]),
+    ))
+    .unwrap();
+    let row = status["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == alice.as_str())
+        .unwrap();
+    assert_eq!(row["state"], "ok", "{row}");
+    assert_eq!(row["warden"]["action"], "revived", "{row}");
     let selections = selected_ids(root, "0.15.0");
     assert!(
         selections.iter().all(|ids| ids.contains(&alice)),
