@@ -237,17 +237,17 @@ fn scan(settings: &Settings, format: ScanFormat, apply: bool) -> Result<(), Fail
 fn apply_actions(settings: &Settings, analysis: &mut Analysis) -> anyhow::Result<()> {
     let state_dir = settings.root.join("warden");
     let remedy = Remedy::open(&settings.root, settings.policy)?;
-    let (results, records) = remedy.apply(
+    let outcome = remedy.apply(
         &settings.targets,
         &analysis.actions,
         &analysis.events,
         |profile| snapshot_in(&analysis.homes, profile),
         settings.now,
     )?;
-    for (action, result) in analysis.actions.iter_mut().zip(results) {
+    for (action, result) in analysis.actions.iter_mut().zip(outcome.results) {
         action.result = result;
     }
-    let records: Vec<_> = records.into_iter().map(|record| (None, record)).collect();
+    let records: Vec<_> = outcome.records.into_iter().map(|r| (None, r)).collect();
     let mut audit = AuditLog::open(&state_dir.join("audit.jsonl"))?;
     audit.append(&records)?;
     analysis.reread_state(&settings.root)

@@ -66,6 +66,19 @@ impl ChangeKind {
     }
 }
 
+/// What carrying out actions and reconciling did.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Each action's result, in order.
+    pub results: Vec<ActionResult>,
+    /// Audit records of what changed or could not be written.
+    pub records: Vec<serde_json::Value>,
+    /// Whether auth.json was written.
+    pub wrote: bool,
+    /// Whether a home could not be reconciled (retry later).
+    pub failed: bool,
+}
+
 /// How to write marks, and where the ledger is.
 ///
 /// The ledger is read from disk for every operation and changed under the warden's own lock
@@ -138,7 +151,7 @@ impl Remedy {
         events: &[Event],
         snapshot_of: impl Fn(Option<&str>) -> &'s AuthSnapshot,
         now: Timestamp,
-    ) -> anyhow::Result<(Vec<ActionResult>, Vec<serde_json::Value>)> {
+    ) -> anyhow::Result<Outcome> {
         let entries: Vec<Option<PoolEntry>> = actions
             .iter()
             .map(|action| {
@@ -157,29 +170,37 @@ impl Remedy {
                 }
             })?;
         }
-        let mut results: Vec<ActionResult> = actions.iter().map(|a| a.result).collect();
-        let mut records = Vec::new();
+        let mut outcome = Outcome {
+            results: actions.iter().map(|a| a.result).collect(),
+            records: Vec::new(),
+            wrote: false,
+            failed: false,
+        };
         for target in targets {
             let mine = (0..actions.len()).filter(|&i| actions[i].profile == target.profile);
             match self.reconcile(target, now) {
                 Ok(changes) => {
                     for i in mine {
-                        results[i] = result_after(&actions[i], entries[i].as_ref(), &changes);
+                        outcome.results[i] =
+                            result_after(&actions[i], entries[i].as_ref(), &changes);
                     }
-                    records.extend(changes.iter().map(|change| change_record(change, now)));
+                    outcome.wrote |= !changes.is_empty();
+                    let records = changes.iter().map(|change| change_record(change, now));
+                    outcome.records.extend(records);
                 }
                 Err(error) => {
                     tracing::warn!("{error:#}; the marks stay in the ledger and are retried");
                     for i in mine {
-                        if results[i] == ActionResult::WouldApply {
-                            results[i] = ActionResult::Failed;
+                        if outcome.results[i] == ActionResult::WouldApply {
+                            outcome.results[i] = ActionResult::Failed;
                         }
                     }
-                    records.push(failure_record(target, &error, now));
+                    outcome.failed = true;
+                    outcome.records.push(failure_record(target, &error, now));
                 }
             }
         }
-        Ok((results, records))
+        Ok(outcome)
     }
 
     /// Brings one home's auth.json in line with the ledger, under both locks.

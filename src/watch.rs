@@ -32,7 +32,7 @@ use crate::event::Event;
 use crate::home::{self, Target};
 use crate::ledger::{Ledger, ledger_path};
 use crate::logscan::{LogScanner, RecordHeader};
-use crate::remedy::Remedy;
+use crate::remedy::{Outcome, Remedy};
 use crate::rules::Action;
 use crate::secrets::scrub;
 use crate::state::{self, AuditLog, Checkpoints, Source};
@@ -75,6 +75,10 @@ struct WatchedHome {
     auth_stamp: Option<(u64, u64, i64, i64)>,
     /// auth.json must be compared with the ledger (at start, after a change or a failed write).
     reconcile_due: bool,
+    /// Failed reconciliations in a row, and when to try again (a growing pause, so a lock held
+    /// for long or an unparsable auth.json is neither hammered nor logged every second).
+    failures: u32,
+    retry_at: Option<Instant>,
     recent: Vec<Event>,
     /// Records seen lately: record id to (log key, event time), to drop the second copy.
     copies: HashMap<String, (String, f64)>,
@@ -95,8 +99,12 @@ pub fn run(mut settings: Settings, options: WatchOptions, reload: &Reload) -> an
 
     let (wake, wakes) = mpsc::channel();
     let file_wake = wake.clone();
-    let mut watcher = notify::recommended_watcher(move |_event| {
-        let _ = file_wake.send(Wake::Files);
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // Opening and reading a file (our own reads of auth.json and the logs included) is no
+        // news; waking on it would make every step wake the next one.
+        if !matches!(&event, Ok(event) if event.kind.is_access()) {
+            let _ = file_wake.send(Wake::Files);
+        }
     })
     .context("cannot watch the file system")?;
     let mut signals = signal_hook::iterator::Signals::new([
@@ -223,6 +231,8 @@ fn add_new_homes(
             snapshot: AuthSnapshot::default(),
             auth_stamp: None,
             reconcile_due: true,
+            failures: 0,
+            retry_at: None,
             recent: Vec::new(),
             copies,
         });
@@ -275,20 +285,23 @@ fn step(
     remedy: Option<&Remedy>,
 ) -> anyhow::Result<()> {
     if refresh_snapshot(home) {
+        // A new auth.json is worth a try at once, even while backing off.
         home.reconcile_due = true;
+        home.retry_at = None;
     }
     if let Some(remedy) = remedy
         && (home.reconcile_due || remedy.pending(home.target.profile.as_deref())?)
+        && home.retry_at.is_none_or(|at| Instant::now() >= at)
     {
         home.reconcile_due = false;
-        let (_, records) = remedy.apply(
+        let outcome = remedy.apply(
             std::slice::from_ref(&home.target),
             &[],
             &[],
             |_| &home.snapshot,
             settings.now,
         )?;
-        finish_remedy(home, audit, records)?;
+        finish_remedy(home, audit, outcome)?;
     }
     let clock = Instant::now();
     let mut fresh: Vec<(Event, Source)> = Vec::new();
@@ -360,21 +373,21 @@ fn step(
         settings.semantics(),
         settings.now_seconds(),
     );
-    let mut remedy_records = Vec::new();
+    let mut outcome = None;
     if let Some(remedy) = remedy
         && !actions.is_empty()
     {
-        let (results, records) = remedy.apply(
+        let done = remedy.apply(
             std::slice::from_ref(&home.target),
             &actions,
             events,
             |_| snapshot,
             settings.now,
         )?;
-        for (action, result) in actions.iter_mut().zip(results) {
-            action.result = result;
+        for (action, result) in actions.iter_mut().zip(&done.results) {
+            action.result = *result;
         }
-        remedy_records = records;
+        outcome = Some(done);
     }
     let mut records = Vec::new();
     for ((event, attribution), source) in events.iter().zip(attributions).zip(sources) {
@@ -420,23 +433,38 @@ fn step(
     audit
         .append(&records)
         .context("cannot append to the audit log")?;
-    finish_remedy(home, audit, remedy_records)
+    match outcome {
+        Some(outcome) => finish_remedy(home, audit, outcome),
+        None => Ok(()),
+    }
+}
+
+/// The pause before the `failures`-th retry: 1 s, 2 s, 4 s, ... up to a minute.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_secs(1 << failures.saturating_sub(1).min(6)).min(Duration::from_secs(60))
 }
 
 /// Records what carrying out or reconciling changed, and notes whether auth.json must be
-/// looked at again: after a failed write (retry) or our own write (re-read, and check once more
-/// that no Hermes process wrote in between).
+/// looked at again: after a failed write (retry, after a pause) or our own write (re-read, and
+/// check once more that no Hermes process wrote in between).
 fn finish_remedy(
     home: &mut WatchedHome,
     audit: &mut AuditLog,
-    records: Vec<serde_json::Value>,
+    outcome: Outcome,
 ) -> anyhow::Result<()> {
-    home.reconcile_due |= !records.is_empty();
-    if records.is_empty() {
-        return Ok(());
+    if outcome.failed {
+        home.failures += 1;
+        home.retry_at = Some(Instant::now() + backoff(home.failures));
+        home.reconcile_due = true;
+    } else {
+        home.failures = 0;
+        home.retry_at = None;
     }
-    refresh_snapshot(home);
-    let records: Vec<_> = records.into_iter().map(|record| (None, record)).collect();
+    if outcome.wrote {
+        home.reconcile_due = true;
+        refresh_snapshot(home);
+    }
+    let records: Vec<_> = outcome.records.into_iter().map(|r| (None, r)).collect();
     audit
         .append(&records)
         .context("cannot append to the audit log")
@@ -509,6 +537,8 @@ fn refresh_snapshot(home: &mut WatchedHome) -> bool {
             true
         }
         Err(error) => {
+            // Not read again until it changes: one warning per broken version.
+            home.auth_stamp = stamp;
             tracing::warn!("keeping the last readable auth.json: {error}");
             false
         }

@@ -734,3 +734,66 @@ for i in range(400):
     }
     assert_eq!(checked, 400);
 }
+
+#[test]
+fn an_unparsable_auth_json_is_never_written_and_retried_without_hammering() {
+    let home = HermesHome::build("codex-revoked-0.15", "0.15.0");
+    let root = &home.root;
+    let alice = home.credential_id("alice@example.com", None);
+    let good = std::fs::read_to_string(root.join("auth.json")).unwrap();
+    let broken = good.replacen("\"credential_pool\": {", "\"credential_pool\": {,", 1);
+    // The daemon reads the good pool and decides while Hermes holds its lock; the file breaks
+    // before the lock is free.
+    std::fs::write(root.join("warden.toml"), "lock_timeout_seconds = 0.3\n").unwrap();
+    let mut holder = hold_lock(root);
+    let mut daemon = Daemon::spawn(
+        root,
+        &[
+            "--hermes-version",
+            "0.15.0",
+            "watch",
+            "--poll-interval",
+            "0.1",
+        ],
+    );
+    daemon.wait_until(|| {
+        audit(root)
+            .iter()
+            .any(|r| r["result"] == "lock_timeout")
+            .then_some(())
+            .ok_or("a lock timeout".to_owned())
+    });
+    std::fs::write(root.join("auth.json"), &broken).unwrap();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let parse_errors = |root: &Path| {
+        audit(root)
+            .iter()
+            .filter(|r| r["type"] == "auth_write" && r["result"] == "parse_error")
+            .count()
+    };
+    daemon.wait_until(|| match parse_errors(root) {
+        0 => Err("a parse error recorded".to_owned()),
+        _ => Ok(()),
+    });
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let errors = parse_errors(root);
+    assert!(
+        errors <= 4,
+        "{errors} attempts in about 3 s: retries back off (1 s, 2 s, ...) instead of every 0.1 s poll"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("auth.json")).unwrap(),
+        broken
+    );
+    std::fs::write(root.join("auth.json"), &good).unwrap();
+    daemon.wait_until(|| {
+        codex_entries(&read_json(&root.join("auth.json")))
+            .iter()
+            .any(|e| e["id"] == alice.as_str() && is_dead(e, "0.15.0"))
+            .then_some(())
+            .ok_or("alice marked once auth.json parses again".to_owned())
+    });
+    let (code, _) = daemon.stop();
+    assert_eq!(code, Some(0));
+}
