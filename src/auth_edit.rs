@@ -177,6 +177,28 @@ mod tests {
     }
 
     #[test]
+    fn keeps_the_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = dir.path().join("auth.json");
+        fs::write(&auth, AUTH).unwrap();
+        let mine = fs::metadata(&auth).unwrap();
+        // As root (CI), give the file to someone else; otherwise it can only be ours.
+        let owner = if mine.uid() == 0 {
+            std::os::unix::fs::chown(&auth, Some(4242), Some(4242)).unwrap();
+            (4242, 4242)
+        } else {
+            (mine.uid(), mine.gid())
+        };
+        let edited = edit(&auth, Duration::from_secs(1), |_, document| {
+            set_status(document, "dead")
+        })
+        .unwrap();
+        assert!(edited.written);
+        let after = fs::metadata(&auth).unwrap();
+        assert_eq!((after.uid(), after.gid()), owner);
+    }
+
+    #[test]
     fn no_change_means_no_write() {
         let dir = tempfile::tempdir().unwrap();
         let auth = dir.path().join("auth.json");

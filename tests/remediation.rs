@@ -194,6 +194,14 @@ fn mark_and_check(version: &str, extra: &[&str], expected_status: &str) {
     assert_eq!(ledger_marks[0]["credential_id"], alice.as_str());
     assert_eq!(ledger_marks[0]["fingerprint"], fingerprint_of(ALICE_TOKEN));
     assert!(!ledger_marks[0]["applied_at"].is_null());
+    assert_eq!(
+        std::fs::metadata(root.join("warden/ledger.json"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
 
     // Again: nothing to do, nothing written, nothing recorded twice.
     let inode = std::fs::metadata(&auth_path).unwrap().ino();
@@ -796,4 +804,91 @@ fn an_unparsable_auth_json_is_never_written_and_retried_without_hammering() {
     });
     let (code, _) = daemon.stop();
     assert_eq!(code, Some(0));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// SIGKILL at several moments of the first steps (reading, marking, recording), then restarts:
+/// auth.json always parses, the mark ends in place, every finding is recorded once, the mark is
+/// written once, and a restart after it is done writes and records nothing.
+#[test]
+fn sigkill_while_marking_then_restarts_write_once_and_record_once() {
+    let built = HermesHome::build("codex-revoked-0.15", "0.15.0");
+    let alice = built.credential_id("alice@example.com", None);
+    let args = [
+        "--hermes-version",
+        "0.15.0",
+        "watch",
+        "--poll-interval",
+        "0.1",
+    ];
+    for delay_ms in [0, 3, 10, 30, 80, 200] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = &dir.path().join("hermes");
+        copy_dir(&built.root, root);
+        let daemon = Daemon::spawn(root, &args);
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        daemon.kill();
+        read_json(&root.join("auth.json"));
+
+        let mut daemon = Daemon::spawn(root, &args);
+        daemon.wait_for_step();
+        daemon.wait_until(|| {
+            let dead = codex_entries(&read_json(&root.join("auth.json")))
+                .iter()
+                .any(|e| e["id"] == alice.as_str() && is_dead(e, "0.15.0"));
+            let applied = !ledger(root)["marks"][0]["applied_at"].is_null();
+            let recorded = audit(root).iter().any(|r| r["action"] == "mark_dead");
+            (dead && applied && recorded).then_some(()).ok_or(format!(
+                "after a kill at {delay_ms} ms: marked, applied, recorded"
+            ))
+        });
+        let (code, _) = daemon.stop();
+        assert_eq!(code, Some(0));
+
+        let records = audit(root);
+        // A finding is a rule's match on a line: (line source, rule).
+        let findings: Vec<String> = records
+            .iter()
+            .filter(|r| !r["source"].is_null())
+            .map(|r| format!("{} {}", r["source"], r["rule"]))
+            .collect();
+        let unique: std::collections::HashSet<&String> = findings.iter().collect();
+        assert_eq!(
+            unique.len(),
+            findings.len(),
+            "a finding recorded twice: {records:?}"
+        );
+        let applied = records
+            .iter()
+            .filter(|r| r["type"] == "mark" && r["change"] == "applied")
+            .count();
+        assert!(
+            applied <= 1,
+            "the mark written {applied} times: {records:?}"
+        );
+
+        let inode = std::fs::metadata(root.join("auth.json")).unwrap().ino();
+        let mut daemon = Daemon::spawn(root, &args);
+        daemon.wait_for_step();
+        let (code, _) = daemon.stop();
+        assert_eq!(code, Some(0));
+        assert_eq!(audit(root).len(), records.len(), "a restart recorded again");
+        assert_eq!(
+            std::fs::metadata(root.join("auth.json")).unwrap().ino(),
+            inode,
+            "a restart wrote auth.json again"
+        );
+    }
 }

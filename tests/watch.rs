@@ -14,6 +14,7 @@ use serde_json::Value;
 pub struct Daemon {
     child: Option<Child>,
     home: PathBuf,
+    started: std::time::SystemTime,
 }
 
 impl Daemon {
@@ -27,6 +28,7 @@ impl Daemon {
 
     /// `hermes-warden --hermes-home HOME --tz UTC ARGS...`.
     pub fn spawn(home: &Path, args: &[&str]) -> Daemon {
+        let started = std::time::SystemTime::now();
         let child = Command::new(assert_cmd::cargo::cargo_bin!("hermes-warden"))
             .arg("--hermes-home")
             .arg(home)
@@ -40,6 +42,7 @@ impl Daemon {
         Daemon {
             child: Some(child),
             home: home.to_owned(),
+            started,
         }
     }
 
@@ -83,6 +86,20 @@ impl Daemon {
                 found if found >= count => Ok(records),
                 found => Err(format!("{found} of {count} audit records")),
             }
+        })
+    }
+
+    /// Waits until this daemon finished a step (it writes its checkpoint after each), so it is
+    /// past its start-up and handles signals.
+    pub fn wait_for_step(&mut self) {
+        let checkpoint = self.home.join("warden/checkpoints.json");
+        let started = self.started;
+        self.wait_until(|| {
+            std::fs::metadata(&checkpoint)
+                .and_then(|m| m.modified())
+                .is_ok_and(|modified| modified >= started)
+                .then_some(())
+                .ok_or("a first step".to_owned())
         })
     }
 
