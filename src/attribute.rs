@@ -281,6 +281,7 @@ mod tests {
             last_error_message: None,
             last_error_reset_at: None,
             fingerprint: None,
+            renewed_at: None,
         }
     }
 

@@ -27,6 +27,8 @@ pub struct PoolEntry {
     pub last_error_reset_at: Option<f64>,
     /// `sha256:<16 hex>` of the secret, or the entry's own `secret_fingerprint`.
     pub fingerprint: Option<String>,
+    /// When its tokens were last obtained or refreshed (`last_refresh`), epoch seconds.
+    pub renewed_at: Option<f64>,
 }
 
 impl PoolEntry {
@@ -184,14 +186,15 @@ fn read_entry(entry: &Map<String, Value>) -> Result<PoolEntry, String> {
             .get("last_error_message")
             .and_then(Value::as_str)
             .map(str::to_owned),
-        last_error_reset_at: reset_at(entry.get("last_error_reset_at")),
+        last_error_reset_at: timestamp(entry.get("last_error_reset_at")),
         fingerprint: fingerprint(entry),
+        renewed_at: timestamp(entry.get("last_refresh")),
         id,
     })
 }
 
 /// Hermes's `_parse_absolute_timestamp`: epoch seconds, epoch milliseconds or an ISO string.
-fn reset_at(value: Option<&Value>) -> Option<f64> {
+fn timestamp(value: Option<&Value>) -> Option<f64> {
     let seconds = match value? {
         Value::Number(number) => number.as_f64()?,
         Value::String(text) => {
@@ -274,6 +277,7 @@ mod tests {
         "last_error_reason": "token_invalidated",
         "last_error_message": null,
         "last_error_reset_at": null,
+        "last_refresh": "2026-05-28T20:00:00.5Z",
         "unknown_field": {"kept": true}
       },
       {
@@ -296,6 +300,7 @@ mod tests {
         assert_eq!(alice.last_status.as_deref(), Some("exhausted"));
         assert_eq!(alice.last_status_at, Some(1780000000.5));
         assert_eq!(alice.last_error_code, Some(401));
+        assert_eq!(alice.renewed_at, Some(1779998400.5));
         assert_eq!(
             alice.fingerprint.as_deref(),
             Some(fingerprint_of("fake-access-token-alice").as_str())

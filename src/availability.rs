@@ -152,6 +152,7 @@ mod tests {
             last_error_message: None,
             last_error_reset_at: reset,
             fingerprint: None,
+            renewed_at: None,
         }
     }
 

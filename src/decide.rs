@@ -1,8 +1,9 @@
 //! What should be done about the events: one `mark_dead` per credential that a rule asking for
 //! it has pinned down (named or correlated), unless that credential is already dead in a form
 //! the installed Hermes honours. Unattributed events never lead to an action, and neither do
-//! failures logged before the credential was last revived (by `revive` or a re-auth): they
-//! were about the token it had then.
+//! failures logged before the credential was last revived (by `revive` or a re-auth the ledger
+//! saw) or before its tokens were last obtained or refreshed (`last_refresh`): they were about
+//! the token it had then.
 
 use std::collections::BTreeMap;
 
@@ -49,8 +50,16 @@ pub fn decide<'s>(
         let (Action::MarkDead, Some(credential)) = (event.action, &attribution.credential) else {
             continue;
         };
-        if let Some(revived) = revived_at(event.profile.as_deref(), credential)
-            && event.epoch_seconds().is_none_or(|at| at <= revived)
+        let renewed_at = snapshot_of(event.profile.as_deref())
+            .pool(&credential.provider)
+            .and_then(|pool| pool.entries.iter().find(|entry| entry.id == credential.id))
+            .and_then(|entry| entry.renewed_at);
+        let superseded = [revived_at(event.profile.as_deref(), credential), renewed_at]
+            .into_iter()
+            .flatten()
+            .reduce(f64::max);
+        if let Some(since) = superseded
+            && event.epoch_seconds().is_none_or(|at| at <= since)
         {
             continue;
         }
@@ -109,6 +118,7 @@ mod tests {
             last_error_message: None,
             last_error_reset_at: reset_at,
             fingerprint: None,
+            renewed_at: None,
         }
     }
 
@@ -229,6 +239,19 @@ mod tests {
         };
         assert_eq!(revived(NOW + 3.0)[0].rule, "rule-5");
         assert!(revived(NOW + 5.0).is_empty());
+    }
+
+    #[test]
+    fn failures_before_the_tokens_were_renewed_are_old_news() {
+        let events = [event(Action::MarkDead, 1), event(Action::MarkDead, 5)];
+        let attributions = [attribution(true), attribution(true)];
+        let renewed = |at: f64| {
+            let mut renewed = entry(None, None);
+            renewed.renewed_at = Some(at);
+            run(&events, &attributions, renewed, Semantics::DeadState)
+        };
+        assert_eq!(renewed(NOW + 3.0)[0].rule, "rule-5");
+        assert!(renewed(NOW + 5.0).is_empty());
     }
 
     #[test]

@@ -197,6 +197,7 @@ mod tests {
             last_error_message: None,
             last_error_reset_at: None,
             fingerprint: Some(fingerprint.into()),
+            renewed_at: None,
         }
     }
 

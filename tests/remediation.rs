@@ -892,3 +892,46 @@ fn sigkill_while_marking_then_restarts_write_once_and_record_once() {
         );
     }
 }
+
+/// The user logged in again before the warden ever ran: the failures in the logs were about the
+/// old token, so `scan --apply` leaves the renewed credential alone.
+#[test]
+fn a_reauth_before_the_warden_ran_is_not_undone_by_old_failures() {
+    let home = HermesHome::build("codex-revoked-0.15", "0.15.0");
+    let root = &home.root;
+    let alice = home.credential_id("alice@example.com", None);
+    let before = scan_apply(
+        root,
+        &["--hermes-version", "0.15.0", "--now", &home.just_after()],
+    );
+    assert_eq!(
+        before["actions"][0]["result"], "applied",
+        "the evidence is there"
+    );
+    // Undo that mark by hand (as if it had never happened), then log in again.
+    std::fs::remove_dir_all(root.join("warden")).unwrap();
+    let renewed_token = "fake-codex-access-token-alice-renewed-0000";
+    probe(
+        root,
+        "0.15.0",
+        "reauth",
+        &[
+            "--access-token",
+            renewed_token,
+            "--refresh-token",
+            "fake-codex-refresh-token-renewed-0000",
+        ],
+    );
+    let entries = codex_entries(&read_json(&root.join("auth.json")));
+    let entry = entries.iter().find(|e| e["id"] == alice.as_str()).unwrap();
+    assert_eq!(
+        entry_fingerprint(entry),
+        Some(fingerprint_of(renewed_token)),
+        "Hermes 0.15 gives every device-code entry the new token: {entry}"
+    );
+    let after = scan_apply(root, &["--hermes-version", "0.15.0"]);
+    assert_eq!(after["actions"], serde_json::json!([]), "{after}");
+    let entries = codex_entries(&read_json(&root.join("auth.json")));
+    let entry = entries.iter().find(|e| e["id"] == alice.as_str()).unwrap();
+    assert!(!is_dead(entry, "0.15.0"), "{entry}");
+}
