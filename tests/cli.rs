@@ -148,13 +148,16 @@ fn no_secret_reaches_any_output_even_without_hermes_redaction() {
              2026-05-26 10:27:13,410 WARNING [s1] agent.context_compressor: Failed to generate context summary: Error code: 401 - {{'error': {{'message': 'token {ACCESS} revoked', 'code': 'token_revoked', 'refresh': '{REFRESH}'}}}}\n"
         ),
     );
-    let runs: [&[&str]; 6] = [
+    let runs: [&[&str]; 9] = [
         &["scan"],
         &["scan", "--format", "json"],
         &["scan", "--format", "markdown"],
         &["status"],
         &["status", "--format", "json"],
         &["rules", "test"],
+        &["scan", "--apply", "--format", "json"],
+        &["status", "--format", "json"],
+        &["revive", "openai-codex", "a1b2c3"],
     ];
     for args in runs {
         let mut command = warden();
@@ -181,6 +184,22 @@ fn no_secret_reaches_any_output_even_without_hermes_redaction() {
             assert!(
                 !printed.contains(secret),
                 "{args:?} printed a secret:\n{printed}"
+            );
+        }
+    }
+    let audit = std::fs::read_to_string(home.path().join("warden/audit.jsonl")).unwrap();
+    assert!(
+        audit.contains("\"applied\"") && audit.contains("\"revive\""),
+        "the state files below were written: {audit}"
+    );
+    for entry in std::fs::read_dir(home.path().join("warden")).unwrap() {
+        let path = entry.unwrap().path();
+        let stored = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+        for secret in [ACCESS, REFRESH, &ACCESS[..20], &REFRESH[..20]] {
+            assert!(
+                !stored.contains(secret),
+                "{} stores a secret:\n{stored}",
+                path.display()
             );
         }
     }
