@@ -13,7 +13,7 @@ use crate::hermes_version::HermesVersion;
 use crate::pyjson;
 
 /// The status fields Hermes always writes on a pool entry, in its order.
-const STATUS_FIELDS: [&str; 6] = [
+pub const STATUS_FIELDS: [&str; 6] = [
     "last_status",
     "last_status_at",
     "last_error_code",

@@ -9,20 +9,13 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use hermes_warden::auth_store::fingerprint_of;
+use hermes_warden::dead_mark::STATUS_FIELDS;
 use serde_json::Value;
 
 use crate::util::{HermesHome, hermes_venv, pool_probe, probe, warden_in};
 use crate::watch::{Daemon, audit};
 
 const ALICE_TOKEN: &str = "fake-codex-access-token-alice-0000000000";
-const STATUS_FIELDS: [&str; 6] = [
-    "last_status",
-    "last_status_at",
-    "last_error_code",
-    "last_error_reason",
-    "last_error_message",
-    "last_error_reset_at",
-];
 /// Now, 400 s on (past a 401's cooldown), 4000 s on (past a 429's), and three years on.
 const OFFSETS: &str = "0,400,4000,100000000";
 
