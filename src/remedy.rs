@@ -103,11 +103,6 @@ impl Remedy {
         })
     }
 
-    /// The ledger as it is on disk.
-    pub fn ledger(&self) -> anyhow::Result<Ledger> {
-        Ledger::load(&self.ledger_path)
-    }
-
     /// Runs `change` on the ledger under the warden's lock and saves what it changed.
     fn with_ledger<T>(&self, change: impl FnOnce(&mut Ledger) -> T) -> anyhow::Result<T> {
         let lock_path = self.state_dir.join("ledger.lock");
@@ -133,8 +128,7 @@ impl Remedy {
 
     /// Whether a mark of `profile` has not reached auth.json yet.
     pub fn pending(&self, profile: Option<&str>) -> anyhow::Result<bool> {
-        Ok(self
-            .ledger()?
+        Ok(Ledger::load(&self.ledger_path)?
             .marks
             .iter()
             .any(|mark| mark.profile.as_deref() == profile && mark.applied_at.is_none()))
@@ -204,7 +198,7 @@ impl Remedy {
     }
 
     /// Brings one home's auth.json in line with the ledger, under both locks.
-    pub fn reconcile(
+    fn reconcile(
         &self,
         target: &Target,
         now: Timestamp,
