@@ -198,11 +198,7 @@ impl Remedy {
     }
 
     /// Brings one home's auth.json in line with the ledger, under both locks.
-    fn reconcile(
-        &self,
-        target: &Target,
-        now: Timestamp,
-    ) -> Result<Vec<Change>, ReconcileError> {
+    fn reconcile(&self, target: &Target, now: Timestamp) -> Result<Vec<Change>, ReconcileError> {
         let policy = self.policy;
         self.with_ledger(|ledger| {
             let edited = edit_marks(ledger, target, policy, now)?;
