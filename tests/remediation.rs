@@ -143,8 +143,10 @@ fn assert_only_status_fields_changed(before: &str, after: &str, id: &str) {
     assert_eq!(strip(before), strip(after));
 }
 
-/// Marks alice with `scan --apply` as Hermes `version` reads her, checks the file, checks that
-/// Hermes `version` never selects her again, then revives her and sees Hermes select her.
+/// Marks alice with `scan --apply` as Hermes `version` reads her, checks the file, and checks
+/// that Hermes `version` never selects her again. The home is the one Hermes 0.15 leaves (alice
+/// merely exhausted): Hermes 0.19 would have marked her dead itself, leaving nothing to write,
+/// and an upgrade from 0.15 to 0.19 is exactly this case.
 fn mark_and_check(version: &str, extra: &[&str], expected_status: &str) {
     let home = HermesHome::build("codex-revoked-0.15", "0.15.0");
     let root = &home.root;
