@@ -925,3 +925,28 @@ fn a_reauth_before_the_warden_ran_is_not_undone_by_old_failures() {
     let entry = entries.iter().find(|e| e["id"] == alice.as_str()).unwrap();
     assert!(!is_dead(entry, "0.15.0"), "{entry}");
 }
+
+/// The same id in the root and in a profile: only the profile's credential is marked, in the
+/// profile's auth.json, under the profile's lock; the root's file is not touched.
+#[test]
+fn a_profile_credential_is_marked_in_the_profile_only() {
+    let home = HermesHome::build("profile", "0.19.0");
+    let root = &home.root;
+    let root_before = std::fs::read(root.join("auth.json")).unwrap();
+    // Read as Hermes 0.15, the profile's `dead` alice is usable: she must be marked its way.
+    let scan = scan_apply(root, &["--hermes-version", "0.15.0", "--all-profiles"]);
+    let actions = scan["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 1, "{scan}");
+    assert_eq!(actions[0]["profile"], "work");
+    assert_eq!(actions[0]["result"], "applied");
+    assert_eq!(std::fs::read(root.join("auth.json")).unwrap(), root_before);
+    let work = root.join("profiles/work");
+    assert!(work.join("auth.lock").exists());
+    let alice = home.credential_id("alice@example.com", Some("work"));
+    assert!(
+        codex_entries(&read_json(&work.join("auth.json")))
+            .iter()
+            .any(|e| e["id"] == alice.as_str() && is_dead(e, "0.15.0"))
+    );
+    assert_eq!(ledger(root)["marks"][0]["profile"], "work");
+}
