@@ -111,18 +111,13 @@ pub fn edit<T>(
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => (Vec::new(), None),
         Err(source) => return Err(io_error(&path)(source)),
     };
-    let (snapshot, mut document) = if bytes.is_empty() && owner.is_none() {
-        (AuthSnapshot::default(), Value::Null)
-    } else {
-        let snapshot = auth_store::parse(auth_json, &bytes)?;
-        let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-        let document = serde_json::from_slice(text).map_err(|error| AuthError::Syntax {
-            path: auth_json.to_owned(),
-            line: error.line(),
-            column: error.column(),
-            message: error.to_string(),
-        })?;
-        (snapshot, document)
+    let (snapshot, mut document) = match owner {
+        // No auth.json yet: nothing to mark, and nothing is written.
+        None => (AuthSnapshot::default(), Value::Null),
+        Some(_) => {
+            let document = auth_store::parse_document(auth_json, &bytes)?;
+            (auth_store::snapshot(auth_json, &document)?, document)
+        }
     };
     let before = document.clone();
     let value = change(&snapshot, &mut document);

@@ -97,13 +97,23 @@ pub fn read(path: &Path) -> Result<AuthSnapshot, AuthError> {
 
 /// Parses the bytes of an `auth.json`; `path` only names the file in errors.
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<AuthSnapshot, AuthError> {
+    snapshot(path, &parse_document(path, bytes)?)
+}
+
+/// Parses the bytes of an `auth.json` into the whole document (key order and number text
+/// kept), for an edit; `path` only names the file in errors.
+pub fn parse_document(path: &Path, bytes: &[u8]) -> Result<Value, AuthError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let document: Value = serde_json::from_slice(bytes).map_err(|error| AuthError::Syntax {
+    serde_json::from_slice(bytes).map_err(|error| AuthError::Syntax {
         path: path.to_owned(),
         line: error.line(),
         column: error.column(),
         message: error.to_string(),
-    })?;
+    })
+}
+
+/// The pools of a parsed `auth.json`, checked for the shape Hermes writes.
+pub fn snapshot(path: &Path, document: &Value) -> Result<AuthSnapshot, AuthError> {
     let shape = |place: &str, message: &str| AuthError::Shape {
         path: path.to_owned(),
         place: place.to_owned(),

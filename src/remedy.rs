@@ -86,7 +86,6 @@ pub struct Outcome {
 /// daemon does.
 pub struct Remedy {
     pub policy: Policy,
-    state_dir: PathBuf,
     ledger_path: PathBuf,
 }
 
@@ -98,14 +97,13 @@ impl Remedy {
             .with_context(|| format!("{}: cannot create", state_dir.display()))?;
         Ok(Remedy {
             policy,
-            state_dir: state_dir.to_owned(),
             ledger_path: ledger_path(root),
         })
     }
 
     /// Runs `change` on the ledger under the warden's lock and saves what it changed.
     fn with_ledger<T>(&self, change: impl FnOnce(&mut Ledger) -> T) -> anyhow::Result<T> {
-        let lock_path = self.state_dir.join("ledger.lock");
+        let lock_path = self.ledger_path.with_file_name("ledger.lock");
         let lock = OpenOptions::new()
             .create(true)
             .append(true)
