@@ -194,7 +194,7 @@ fn bare_writes(dir: &Path, count: usize) -> Result<Vec<Duration>, String> {
     (0..count)
         .map(|_| {
             let started = Instant::now();
-            hermes_warden::state::write_atomically(&path, AUTH.as_bytes(), None)
+            hermes_warden::shared::files::write_atomically(&path, AUTH.as_bytes(), None)
                 .map_err(|e| e.to_string())?;
             Ok(started.elapsed())
         })

@@ -11,19 +11,19 @@ use anyhow::Context;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use crate::analysis::{self, Analysis, Settings, snapshot_in};
-use crate::availability::Semantics;
 use crate::cli::{Cli, Command, GlobalArgs, RulesCommand, ScanFormat, StatusFormat};
 use crate::config::{self, MarkAs, WardenConfig};
-use crate::dead_mark::DeadForm;
-use crate::hermes_version::{self, HermesVersion};
-use crate::home;
-use crate::logscan::LogScanner;
-use crate::remedy::{Policy, Remedy};
-use crate::report;
+use crate::hermes::home;
+use crate::hermes::semantics::Semantics;
+use crate::hermes::version::{self, HermesVersion};
+use crate::observe::audit::AuditLog;
+use crate::observe::report;
+use crate::pass::{self, Analysis, Settings, snapshot_in};
+use crate::read::scanner::LogScanner;
+use crate::remediate::dead_mark::DeadForm;
+use crate::remediate::remedy::{Policy, Remedy};
 use crate::rules::{self, RuleSet, RuleSource};
-use crate::secrets::scrub;
-use crate::state::AuditLog;
+use crate::shared::secrets::scrub;
 use crate::watch::{self, WatchOptions};
 
 /// A failure and the exit status it means.
@@ -188,7 +188,7 @@ fn settings(
                 .with_context(|| format!("{text:?} is not a Hermes version"))
                 .map_err(Failure::usage)?,
         ),
-        None => hermes_version::detect(config.hermes_bin.as_deref()),
+        None => version::detect(config.hermes_bin.as_deref()),
     };
     let policy = Policy {
         form: match config.mark_as {
@@ -220,7 +220,7 @@ fn settings(
 }
 
 fn scan(settings: &Settings, format: ScanFormat, apply: bool) -> Result<(), Failure> {
-    let mut analysis = analysis::analyse(settings, true).map_err(Failure::runtime)?;
+    let mut analysis = pass::analyse(settings, true).map_err(Failure::runtime)?;
     if apply {
         apply_actions(settings, &mut analysis).map_err(Failure::runtime)?;
     }
@@ -286,7 +286,7 @@ fn revive(settings: &Settings, provider: &str, name: &str) -> Result<(), Failure
 }
 
 fn status(settings: &Settings, format: StatusFormat) -> Result<(), Failure> {
-    let analysis = analysis::analyse(settings, false).map_err(Failure::runtime)?;
+    let analysis = pass::analyse(settings, false).map_err(Failure::runtime)?;
     let report = report::build(settings, &analysis);
     match format {
         StatusFormat::Table => print(&report::to_table(&report, false)),

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::attribute::Windows;
-use crate::logscan::DEFAULT_MAX_LINE;
+use crate::pool::attribute::Windows;
+use crate::read::scanner::DEFAULT_MAX_LINE;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -8,8 +8,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use hermes_warden::auth_store::fingerprint_of;
-use hermes_warden::dead_mark::STATUS_FIELDS;
+use hermes_warden::remediate::dead_mark::STATUS_FIELDS;
+use hermes_warden::shared::secrets::fingerprint_of;
 use serde_json::Value;
 
 use crate::util::{HermesHome, hermes_venv, pool_probe, probe, warden_in};
@@ -726,7 +726,7 @@ for i in range(400):
         let path = entry.unwrap().path();
         let bytes = std::fs::read(&path).unwrap();
         let document: Value = serde_json::from_slice(&bytes).unwrap();
-        let written = hermes_warden::pyjson::dumps(&document);
+        let written = hermes_warden::remediate::pyjson::dumps(&document);
         assert!(
             written.as_bytes() == bytes,
             "{}: python wrote\n{}\nthe warden wrote\n{written}",

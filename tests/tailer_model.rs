@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hermes_warden::tailer::{FilePosition, Tailer};
+use hermes_warden::follow::tailer::{FilePosition, Tailer};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -380,7 +380,7 @@ fn line_numbers_carry_over_a_restart() {
     let path = dir.path().join("errors.log");
     std::fs::write(&path, "one\ntwo\n").unwrap();
     let mut tailer = Tailer::new(&path, &[], 1 << 20, Duration::from_secs(60));
-    let numbers = |lines: Vec<hermes_warden::tailer::TailedLine>| {
+    let numbers = |lines: Vec<hermes_warden::follow::tailer::TailedLine>| {
         lines.iter().map(|l| l.number).collect::<Vec<_>>()
     };
     assert_eq!(numbers(tailer.poll(Instant::now()).unwrap().lines), [1, 2]);

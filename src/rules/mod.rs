@@ -18,7 +18,7 @@ use aho_corasick::AhoCorasick;
 use regex::Regex;
 use serde::Serialize;
 
-use crate::payload::{self, ErrorPayload};
+use crate::read::payload::{self, ErrorPayload};
 
 pub use builtin::builtin_sources;
 pub use load::{LoadError, RuleSource, load_rule_set};

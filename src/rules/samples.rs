@@ -4,7 +4,7 @@
 //! uses (prefilter, header, traceback handling), with the expected fields; a `must_not_match`
 //! sample must not be. A rule without samples does not load at all.
 
-use crate::logscan::{DEFAULT_MAX_LINE, LogScanner};
+use crate::read::scanner::{DEFAULT_MAX_LINE, LogScanner};
 
 use super::{Origin, Rule, RuleSet, Sample, scalars_equal};
 

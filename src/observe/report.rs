@@ -10,15 +10,15 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
-use crate::analysis::{Analysis, Settings};
-use crate::attribute::{AttributionKind, CredentialRef};
-use crate::auth_store::PoolEntry;
-use crate::availability::availability;
-use crate::compaction::{self, CompactionRisk};
-use crate::decide::ActionResult;
-use crate::ledger::Ledger;
+use crate::hermes::semantics::availability;
+use crate::pass::{Analysis, Settings};
+use crate::pool::attribute::{AttributionKind, CredentialRef};
+use crate::pool::compaction::{self, CompactionRisk};
+use crate::pool::decide::ActionResult;
+use crate::pool::snapshot::PoolEntry;
+use crate::remediate::ledger::Ledger;
 use crate::rules::FindingKind;
-use crate::secrets::scrub;
+use crate::shared::secrets::scrub;
 
 #[derive(Debug, Serialize)]
 pub struct Report {

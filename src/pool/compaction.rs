@@ -7,8 +7,8 @@
 
 use serde::Deserialize;
 
-use crate::auth_store::AuthSnapshot;
-use crate::availability::{Semantics, availability};
+use crate::hermes::semantics::{Semantics, availability};
+use crate::pool::snapshot::AuthSnapshot;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]

@@ -11,8 +11,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth_store::{AuthSnapshot, PoolEntry};
-use crate::availability::{Semantics, State, availability};
+use crate::hermes::semantics::{Semantics, State, availability};
+use crate::pool::snapshot::{AuthSnapshot, PoolEntry};
 
 /// `<root>/warden/ledger.json`.
 pub fn ledger_path(root: &Path) -> std::path::PathBuf {
@@ -107,7 +107,7 @@ impl Ledger {
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let mut bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
         bytes.push(b'\n');
-        crate::state::write_atomically(path, &bytes, None)
+        crate::shared::files::write_atomically(path, &bytes, None)
     }
 
     /// Notes that the credential was brought back at `at` (replacing an earlier revival).
@@ -180,7 +180,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth_store::Pool;
+    use crate::pool::snapshot::Pool;
 
     const NOW: f64 = 1_780_000_000.0;
 

@@ -8,9 +8,9 @@
 
 use serde_json::{Map, Number, Value};
 
-use crate::availability::FOREVER_SECONDS;
-use crate::hermes_version::HermesVersion;
-use crate::pyjson;
+use crate::hermes::semantics::FOREVER_SECONDS;
+use crate::hermes::version::HermesVersion;
+use crate::remediate::pyjson;
 
 /// The status fields Hermes always writes on a pool entry, in its order.
 pub const STATUS_FIELDS: [&str; 6] = [
@@ -23,7 +23,7 @@ pub const STATUS_FIELDS: [&str; 6] = [
 ];
 
 /// The reset time of the warden's dead mark for old Hermes: 2100-01-01T00:00:00Z, far enough
-/// ahead to read as dead (`availability::FOREVER_SECONDS`), and below the 10^12 above which
+/// ahead to read as dead (`semantics::FOREVER_SECONDS`), and below the 10^12 above which
 /// Hermes reads a timestamp as milliseconds.
 pub const FOREVER_RESET_AT: f64 = 4_102_444_800.0;
 const _: () = assert!(FOREVER_RESET_AT - 1.8e9 > FOREVER_SECONDS && FOREVER_RESET_AT < 1e12);

@@ -6,8 +6,8 @@
 //! skip `dead` entries for good. The warden's own "dead" for old versions is `exhausted` with a
 //! reset time so far ahead that it never passes; this module recognises that form as dead.
 
-use crate::auth_store::PoolEntry;
-use crate::hermes_version::HermesVersion;
+use crate::hermes::version::HermesVersion;
+use crate::pool::snapshot::PoolEntry;
 
 /// A cooldown that ends further ahead than this is the warden's dead mark for old Hermes.
 pub const FOREVER_SECONDS: f64 = 10.0 * 365.0 * 86_400.0;

@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use aho_corasick::Input;
 
-use crate::record::{Header, parse_header};
+use crate::read::record::{Header, parse_header};
 use crate::rules::{LinePart, RuleMatch, RuleSet};
 
 /// Default limit on the length of one line.

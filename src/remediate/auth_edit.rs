@@ -10,16 +10,16 @@
 //! real file (a symlinked `auth.json` stays a symlink), fsynced, renamed over it, with the
 //! directory fsynced and the owner kept.
 
-use std::fs::{self, OpenOptions};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::auth_store::{self, AuthError, AuthSnapshot};
-use crate::pyjson;
-use crate::state;
+use crate::pool::snapshot::{self, AuthError, AuthSnapshot};
+use crate::remediate::pyjson;
+use crate::shared::files;
 
 /// Hermes's own retry interval.
 const LOCK_RETRY: Duration = Duration::from_millis(50);
@@ -69,12 +69,7 @@ pub fn edit<T>(
         move |source| WriteError::Io { path, source }
     };
     let lock_path = auth_json.with_file_name("auth.lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&lock_path)
-        .map_err(io_error(&lock_path))?;
+    let lock = files::open_lock_file(&lock_path).map_err(io_error(&lock_path))?;
     let started = Instant::now();
     loop {
         match lock.try_lock() {
@@ -115,15 +110,15 @@ pub fn edit<T>(
         // No auth.json yet: nothing to mark, and nothing is written.
         None => (AuthSnapshot::default(), Value::Null),
         Some(_) => {
-            let document = auth_store::parse_document(auth_json, &bytes)?;
-            (auth_store::snapshot(auth_json, &document)?, document)
+            let document = snapshot::parse_document(auth_json, &bytes)?;
+            (snapshot::snapshot(auth_json, &document)?, document)
         }
     };
     let before = document.clone();
     let value = change(&snapshot, &mut document);
     let written = document != before;
     if written {
-        state::write_atomically(&path, pyjson::dumps(&document).as_bytes(), owner)
+        files::write_atomically(&path, pyjson::dumps(&document).as_bytes(), owner)
             .map_err(io_error(&path))?;
     }
     drop(lock);

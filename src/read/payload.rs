@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use crate::pyliteral;
+use crate::read::pyliteral;
 
 /// What an error payload says, as far as it could be read.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -8,8 +8,6 @@
 //! mark a Hermes process undid (a revert), follows a token re-seeded under a new id, and drops
 //! the marks of credentials whose token changed (re-authenticated, so healthy again).
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,16 +15,16 @@ use anyhow::Context;
 use jiff::Timestamp;
 use serde_json::json;
 
-use crate::attribute::CredentialRef;
-use crate::auth_edit::{self, WriteError};
-use crate::auth_store::{AuthSnapshot, PoolEntry};
-use crate::availability::Semantics;
-use crate::dead_mark::{self, DeadForm, Evidence};
-use crate::decide::{ActionResult, PlannedAction};
-use crate::event::Event;
-use crate::home::Target;
-use crate::ledger::{DeadMark, Fix, Ledger, MarkEvidence, Revival, ledger_path};
-use crate::secrets::scrub;
+use crate::hermes::home::Target;
+use crate::hermes::semantics::Semantics;
+use crate::pool::attribute::CredentialRef;
+use crate::pool::decide::{ActionResult, PlannedAction};
+use crate::pool::snapshot::{AuthSnapshot, PoolEntry};
+use crate::read::event::Event;
+use crate::remediate::auth_edit::{self, WriteError};
+use crate::remediate::dead_mark::{self, DeadForm, Evidence};
+use crate::remediate::ledger::{DeadMark, Fix, Ledger, MarkEvidence, Revival, ledger_path};
+use crate::shared::secrets::scrub;
 
 /// How marks are written.
 #[derive(Debug, Clone, Copy)]
@@ -93,7 +91,7 @@ impl Remedy {
     /// The remedy for the Hermes home `root` (its state lives in `<root>/warden/`).
     pub fn open(root: &Path, policy: Policy) -> anyhow::Result<Remedy> {
         let state_dir = &root.join("warden");
-        crate::state::ensure_dir(state_dir)
+        crate::shared::files::ensure_dir(state_dir)
             .with_context(|| format!("{}: cannot create", state_dir.display()))?;
         Ok(Remedy {
             policy,
@@ -104,11 +102,7 @@ impl Remedy {
     /// Runs `change` on the ledger under the warden's lock and saves what it changed.
     fn with_ledger<T>(&self, change: impl FnOnce(&mut Ledger) -> T) -> anyhow::Result<T> {
         let lock_path = self.ledger_path.with_file_name("ledger.lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&lock_path)
+        let lock = crate::shared::files::open_lock_file(&lock_path)
             .with_context(|| format!("{}: cannot open", lock_path.display()))?;
         lock.lock()
             .with_context(|| format!("{}: cannot lock", lock_path.display()))?;

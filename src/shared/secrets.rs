@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::auth_store::fingerprint_of;
+use sha2::{Digest, Sha256};
 
 /// Shortest run treated as a possible secret. Hermes's own redaction keeps 6 + 4 characters.
 const MIN_SECRET_LEN: usize = 20;
@@ -29,6 +29,25 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
             run.to_owned()
         }
     })
+}
+
+/// `sha256:` and the first 16 hex digits of the SHA-256 of `secret`, as Hermes's
+/// `_credential_secret_fingerprint` writes it: the only form in which a token ever leaves.
+pub fn fingerprint_of(secret: &str) -> String {
+    format!("sha256:{}", short_hash(secret.as_bytes()))
+}
+
+/// The first 16 hex digits of the SHA-256 of `bytes`: a stable, short name for a text (a log
+/// line, a file's first line) that gives nothing of it away.
+pub fn short_hash(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let digest = Sha256::digest(bytes);
+    digest[..8]
+        .iter()
+        .fold(String::with_capacity(16), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
 }
 
 fn looks_like_secret(run: &str) -> bool {

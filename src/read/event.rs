@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use jiff::ZonedDateTime;
 use jiff::tz::TimeZone;
 
-use crate::logscan::Hit;
+use crate::read::scanner::Hit;
 use crate::rules::{Action, FindingKind};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -52,7 +52,7 @@ impl Event {
             log: log.to_owned(),
             line: hit.line,
             time: header
-                .and_then(|h| crate::record::parse_local_time(&h.timestamp_text))
+                .and_then(|h| crate::read::record::parse_local_time(&h.timestamp_text))
                 .and_then(|local| local.to_zoned_datetime(zone.clone()).ok()),
             text_hash: hit.text_hash,
             session: header.and_then(|h| h.session.clone()),
@@ -82,17 +82,13 @@ impl Event {
     /// The same for the two copies of one record (errors.log and agent.log), different for
     /// different records, stable across restarts: profile, rule and the line's text.
     pub fn record_id(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let mut hasher = Sha256::new();
-        hasher.update(self.profile.as_deref().unwrap_or("").as_bytes());
-        hasher.update([0]);
-        hasher.update(self.rule.as_bytes());
-        hasher.update([0]);
-        hasher.update(self.text_hash.to_be_bytes());
-        hasher.finalize()[..8]
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect()
+        let mut key = Vec::with_capacity(64);
+        key.extend_from_slice(self.profile.as_deref().unwrap_or("").as_bytes());
+        key.push(0);
+        key.extend_from_slice(self.rule.as_bytes());
+        key.push(0);
+        key.extend_from_slice(&self.text_hash.to_be_bytes());
+        crate::shared::secrets::short_hash(&key)
     }
 }
 

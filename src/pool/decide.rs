@@ -7,10 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::attribute::{Attribution, CredentialRef};
-use crate::auth_store::AuthSnapshot;
-use crate::availability::{Semantics, State, availability};
-use crate::event::Event;
+use crate::hermes::semantics::{Semantics, State, availability};
+use crate::pool::attribute::{Attribution, CredentialRef};
+use crate::pool::snapshot::AuthSnapshot;
+use crate::read::event::Event;
 use crate::rules::Action;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -101,8 +101,8 @@ pub fn decide<'s>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attribute::AttributionKind;
-    use crate::auth_store::{Pool, PoolEntry};
+    use crate::pool::attribute::AttributionKind;
+    use crate::pool::snapshot::{Pool, PoolEntry};
     use crate::rules::FindingKind;
 
     fn entry(status: Option<&str>, reset_at: Option<f64>) -> PoolEntry {

@@ -10,17 +10,17 @@ use anyhow::Context;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use crate::attribute::{Attribution, Windows, attribute};
-use crate::auth_store::{self, AuthSnapshot};
-use crate::availability::Semantics;
-use crate::compaction;
-use crate::decide::{PlannedAction, decide};
-use crate::event::{Event, drop_copies};
-use crate::hermes_version::HermesVersion;
-use crate::home::{Target, log_files_oldest_first};
-use crate::ledger::{Ledger, ledger_path};
-use crate::logscan::{LogScanner, ScanStats};
-use crate::remedy::Policy;
+use crate::hermes::home::{Target, log_files_oldest_first};
+use crate::hermes::semantics::Semantics;
+use crate::hermes::version::HermesVersion;
+use crate::pool::attribute::{Attribution, Windows, attribute};
+use crate::pool::compaction;
+use crate::pool::decide::{PlannedAction, decide};
+use crate::pool::snapshot::{self, AuthSnapshot};
+use crate::read::event::{Event, drop_copies};
+use crate::read::scanner::{LogScanner, ScanStats};
+use crate::remediate::ledger::{Ledger, ledger_path};
+use crate::remediate::remedy::Policy;
 use crate::rules::{LOG_FILES, RuleSet};
 
 /// Small enough that a chunk and its matches stay in the CPU caches.
@@ -78,7 +78,7 @@ impl Analysis {
     /// Reads every home's auth.json and the ledger again, after the warden changed them.
     pub fn reread_state(&mut self, root: &Path) -> anyhow::Result<()> {
         for home in &mut self.homes {
-            home.snapshot = auth_store::read(&home.target.auth_json())?;
+            home.snapshot = snapshot::read(&home.target.auth_json())?;
         }
         self.ledger = Ledger::load(&ledger_path(root))?;
         Ok(())
@@ -105,7 +105,7 @@ pub fn snapshot_in<'h>(homes: &'h [HomeState], profile: Option<&str>) -> &'h Aut
 pub fn analyse(settings: &Settings, read_logs: bool) -> anyhow::Result<Analysis> {
     let mut homes = Vec::new();
     for target in &settings.targets {
-        let snapshot = auth_store::read(&target.auth_json())?;
+        let snapshot = snapshot::read(&target.auth_json())?;
         let config_path = target.config_yaml();
         let config_text = match std::fs::read_to_string(&config_path) {
             Ok(text) => Some(text),

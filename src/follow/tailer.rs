@@ -33,7 +33,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// How much of the first line identifies a file.
 const HEAD_BYTES: usize = 4096;
@@ -619,7 +618,7 @@ pub fn backups_oldest_first(path: &Path) -> Vec<PathBuf> {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
         return Vec::new();
     };
-    crate::home::log_files_oldest_first(dir, name)
+    crate::hermes::home::log_files_oldest_first(dir, name)
         .into_iter()
         .filter(|candidate| candidate != path)
         .collect()
@@ -676,9 +675,5 @@ fn bytes_match(file: &File, offset: u64, expected: &[u8]) -> io::Result<bool> {
 }
 
 fn head_hash(line: &[u8]) -> String {
-    let digest = Sha256::digest(&line[..line.len().min(HEAD_BYTES)]);
-    digest[..8]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    crate::shared::secrets::short_hash(&line[..line.len().min(HEAD_BYTES)])
 }

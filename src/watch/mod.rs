@@ -8,7 +8,7 @@
 //! yet), drop the copies, attribute the new events together with the recent ones (a payload
 //! line pairs with the `marking` line before it), decide, append the findings to the audit log,
 //! then write the checkpoint. Unless it is a dry run, decisions are carried out through
-//! [`remedy`](crate::remedy) before the findings are recorded, and each home's auth.json is
+//! [`remedy`](crate::remediate::remedy) before the findings are recorded, and each home's auth.json is
 //! reconciled with the ledger at start, whenever it changes (its directory is watched too),
 //! while a mark is still pending, and after a failed write. SIGTERM and SIGINT finish the step
 //! and exit; SIGHUP reloads the rules and the configuration, keeping the old ones when the new
@@ -24,19 +24,21 @@ use jiff::Timestamp;
 use notify::Watcher;
 use serde_json::json;
 
-use crate::analysis::Settings;
-use crate::attribute::{AttributionKind, attribute};
-use crate::auth_store::{self, AuthSnapshot};
-use crate::decide::{ActionResult, decide};
-use crate::event::Event;
-use crate::home::{self, Target};
-use crate::ledger::{Ledger, ledger_path};
-use crate::logscan::{LogScanner, RecordHeader};
-use crate::remedy::{Outcome, Remedy};
+use crate::follow::checkpoints::Checkpoints;
+use crate::follow::tailer::{TailNote, TailedLine, Tailer};
+use crate::hermes::home::{self, Target};
+use crate::observe::audit::{AuditLog, Source};
+use crate::pass::Settings;
+use crate::pool::attribute::{AttributionKind, attribute};
+use crate::pool::decide::{ActionResult, decide};
+use crate::pool::snapshot::{self, AuthSnapshot};
+use crate::read::event::Event;
+use crate::read::scanner::{LogScanner, RecordHeader};
+use crate::remediate::ledger::{Ledger, ledger_path};
+use crate::remediate::remedy::{Outcome, Remedy};
 use crate::rules::Action;
-use crate::secrets::scrub;
-use crate::state::{self, AuditLog, Checkpoints, Source};
-use crate::tailer::{TailNote, TailedLine, Tailer};
+use crate::shared::files;
+use crate::shared::secrets::scrub;
 
 /// How the daemon runs, beyond the read path's settings.
 #[derive(Debug, Clone)]
@@ -86,7 +88,7 @@ struct WatchedHome {
 
 pub fn run(mut settings: Settings, options: WatchOptions, reload: &Reload) -> anyhow::Result<()> {
     let state_dir = settings.root.join("warden");
-    state::ensure_dir(&state_dir)
+    files::ensure_dir(&state_dir)
         .with_context(|| format!("{}: cannot create", state_dir.display()))?;
     let checkpoint_path = state_dir.join("checkpoints.json");
     let mut checkpoints = Checkpoints::load(&checkpoint_path)?;
@@ -530,7 +532,7 @@ fn refresh_snapshot(home: &mut WatchedHome) -> bool {
     if stamp == home.auth_stamp {
         return false;
     }
-    match auth_store::read(&path) {
+    match snapshot::read(&path) {
         Ok(snapshot) => {
             home.snapshot = snapshot;
             home.auth_stamp = stamp;
@@ -548,7 +550,7 @@ fn refresh_snapshot(home: &mut WatchedHome) -> bool {
 fn audit_record(
     settings: &Settings,
     event: &Event,
-    attribution: &crate::attribute::Attribution,
+    attribution: &crate::pool::attribute::Attribution,
     result: Option<ActionResult>,
     source: &Source,
 ) -> serde_json::Value {

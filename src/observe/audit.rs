@@ -1,80 +1,18 @@
-//! The warden's own durable state in `<hermes home>/warden/` (mode 0700): checkpoints of how
-//! far each log was read, and `audit.jsonl`, one JSON object per finding.
+//! The audit log, `<hermes home>/warden/audit.jsonl`: one JSON object a line for every finding
+//! and every change the warden made, appended and fsynced before the checkpoint moves on.
 //!
-//! Order makes restarts exact: a batch's findings are appended to the audit log and fsynced
-//! first, the checkpoint is replaced second. An audit record carries the position of its line,
-//! so after a crash between the two writes the lines read again are recognised and not
-//! recorded twice. Checkpoints are written to a temporary file, fsynced, renamed over the old
-//! one, and the directory is fsynced: the file is always either old or new, never torn.
+//! An audit record of a finding carries the position of its line, so after a crash between the
+//! append and the checkpoint the lines read again are recognised and not recorded twice.
 
-use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File, OpenOptions};
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::tailer::{FileIdentity, FilePosition};
-
-/// Creates the state directory with mode 0700 if it is missing.
-pub fn ensure_dir(dir: &Path) -> io::Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-/// Replaces `path` with `bytes` (mode 0600, owned by `owner` (uid, gid) when given) so that a
-/// reader sees the old or the new content, never a mix: a temporary file in the same directory,
-/// fsynced, renamed over `path`, then the directory fsynced.
-pub fn write_atomically(path: &Path, bytes: &[u8], owner: Option<(u32, u32)>) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| io::Error::other("no parent directory"))?;
-    let mut temp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .permissions(fs::Permissions::from_mode(0o600))
-        .tempfile_in(dir)?;
-    temp.write_all(bytes)?;
-    if let Some((uid, gid)) = owner {
-        use std::os::unix::fs::MetadataExt;
-        let created = temp.as_file().metadata()?;
-        if (created.uid(), created.gid()) != (uid, gid) {
-            std::os::unix::fs::fchown(temp.as_file(), Some(uid), Some(gid))?;
-        }
-    }
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|error| error.error)?;
-    File::open(dir)?.sync_all()
-}
-
-/// Read positions by log file (path relative to the Hermes home).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Checkpoints {
-    pub version: u32,
-    pub files: BTreeMap<String, Vec<FilePosition>>,
-}
-
-impl Checkpoints {
-    pub fn load(path: &Path) -> anyhow::Result<Checkpoints> {
-        match fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|error| anyhow::anyhow!("{}: {error}", path.display())),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Checkpoints {
-                version: 1,
-                ..Checkpoints::default()
-            }),
-            Err(error) => Err(anyhow::anyhow!("{}: {error}", path.display())),
-        }
-    }
-
-    pub fn save(&self, path: &Path) -> io::Result<()> {
-        let mut bytes = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
-        bytes.push(b'\n');
-        write_atomically(path, &bytes, None)
-    }
-}
+use crate::follow::tailer::FileIdentity;
 
 /// Where a finding's line was: the file and the offset just past the line.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -207,36 +145,6 @@ mod tests {
             inode: 2,
             head: Some("abc".into()),
         }
-    }
-
-    #[test]
-    fn checkpoints_round_trip_atomically_with_private_mode() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("checkpoints.json");
-        let mut checkpoints = Checkpoints::load(&path).unwrap();
-        checkpoints.files.insert(
-            "logs/errors.log".into(),
-            vec![FilePosition {
-                identity: identity(),
-                offset: 10,
-                lines: 1,
-            }],
-        );
-        checkpoints.save(&path).unwrap();
-        assert_eq!(Checkpoints::load(&path).unwrap(), checkpoints);
-        assert_eq!(
-            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        let leftovers: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(
-            leftovers.len(),
-            1,
-            "no temporary file left behind: {leftovers:?}"
-        );
     }
 
     #[test]

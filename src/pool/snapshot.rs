@@ -8,8 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::shared::secrets::fingerprint_of;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 /// One entry of a provider's credential pool, as far as the warden needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -255,16 +255,6 @@ fn fingerprint(entry: &Map<String, Value>) -> Option<String> {
                 .filter(|text| text.starts_with("sha256:"))
                 .map(str::to_owned)
         })
-}
-
-/// `sha256:` and the first 16 hex digits of the SHA-256 of `secret`.
-pub fn fingerprint_of(secret: &str) -> String {
-    let digest = Sha256::digest(secret.as_bytes());
-    let hex: String = digest[..8]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
-    format!("sha256:{hex}")
 }
 
 #[cfg(test)]

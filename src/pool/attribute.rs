@@ -11,9 +11,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::auth_store::{AuthSnapshot, PoolEntry};
-use crate::event::Event;
-use crate::payload;
+use crate::pool::snapshot::{AuthSnapshot, PoolEntry};
+use crate::read::event::Event;
+use crate::read::payload;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -263,7 +263,7 @@ fn credential_ref(provider: &str, entry: &PoolEntry) -> CredentialRef {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth_store::Pool;
+    use crate::pool::snapshot::Pool;
     use crate::rules::{Action, FindingKind};
 
     const T: f64 = 1_780_000_000.0;

@@ -1,0 +1,89 @@
+//! How far each log was read, `<hermes home>/warden/checkpoints.json`, so a restart neither
+//! misses a line nor reads one twice.
+//!
+//! The daemon appends a batch's findings to the audit log (fsynced) first and replaces the
+//! checkpoint second; the audit log knows the positions it recorded, so lines read again after
+//! a crash between the two are not recorded twice. The checkpoint is written atomically: it is
+//! always either old or new, never torn.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::follow::tailer::FilePosition;
+use crate::shared::files::write_atomically;
+
+/// Read positions by log file (path relative to the Hermes home).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoints {
+    pub version: u32,
+    pub files: BTreeMap<String, Vec<FilePosition>>,
+}
+
+impl Checkpoints {
+    pub fn load(path: &Path) -> anyhow::Result<Checkpoints> {
+        match fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|error| anyhow::anyhow!("{}: {error}", path.display())),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Checkpoints {
+                version: 1,
+                ..Checkpoints::default()
+            }),
+            Err(error) => Err(anyhow::anyhow!("{}: {error}", path.display())),
+        }
+    }
+
+    pub fn save(&self, path: &Path) -> io::Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
+        bytes.push(b'\n');
+        write_atomically(path, &bytes, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::follow::tailer::FileIdentity;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn identity() -> FileIdentity {
+        FileIdentity {
+            device: 1,
+            inode: 2,
+            head: Some("abc".into()),
+        }
+    }
+
+    #[test]
+    fn checkpoints_round_trip_atomically_with_private_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checkpoints.json");
+        let mut checkpoints = Checkpoints::load(&path).unwrap();
+        checkpoints.files.insert(
+            "logs/errors.log".into(),
+            vec![FilePosition {
+                identity: identity(),
+                offset: 10,
+                lines: 1,
+            }],
+        );
+        checkpoints.save(&path).unwrap();
+        assert_eq!(Checkpoints::load(&path).unwrap(), checkpoints);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            leftovers.len(),
+            1,
+            "no temporary file left behind: {leftovers:?}"
+        );
+    }
+}
