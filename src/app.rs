@@ -12,15 +12,13 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use crate::cli::{Cli, Command, GlobalArgs, RulesCommand, ScanFormat, StatusFormat};
-use crate::config::{self, MarkAs, WardenConfig};
+use crate::config::{self, WardenConfig};
 use crate::hermes::home;
-use crate::hermes::semantics::Semantics;
 use crate::hermes::version::{self, HermesVersion};
 use crate::observe::audit::AuditLog;
 use crate::observe::report;
 use crate::pass::{self, Analysis, Settings, snapshot_in};
 use crate::read::scanner::LogScanner;
-use crate::remediate::dead_mark::DeadForm;
 use crate::remediate::remedy::{Policy, Remedy};
 use crate::rules::{self, RuleSet, RuleSource};
 use crate::shared::secrets::scrub;
@@ -111,11 +109,15 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 fn load_config(global: &GlobalArgs, root: &Path) -> Result<WardenConfig, Failure> {
-    match &global.config {
-        Some(path) => config::load(path, true),
-        None => config::load(&root.join("warden.toml"), false),
-    }
-    .map_err(Failure::usage)
+    config::load(&config_path(global, root), global.config.is_some()).map_err(Failure::usage)
+}
+
+/// `--config FILE`, else `<home>/warden.toml`.
+fn config_path(global: &GlobalArgs, root: &Path) -> PathBuf {
+    global
+        .config
+        .clone()
+        .unwrap_or_else(|| root.join("warden.toml"))
 }
 
 fn load_rules(global: &GlobalArgs, root: &Path) -> Result<RuleSet, Failure> {
@@ -190,15 +192,17 @@ fn settings(
         ),
         None => version::detect(config.hermes_bin.as_deref()),
     };
-    let policy = Policy {
-        form: match config.mark_as {
-            MarkAs::Auto => DeadForm::for_version(hermes_version),
-            MarkAs::Dead => DeadForm::Dead,
-            MarkAs::Exhausted => DeadForm::Exhausted,
-        },
-        semantics: Semantics::for_version(hermes_version),
-        lock_deadline: Duration::from_secs_f64(config.lock_timeout_seconds),
-    };
+    let policy = Policy::for_hermes(
+        hermes_version,
+        config.mark_as,
+        Duration::from_secs_f64(config.lock_timeout_seconds),
+    )
+    .map_err(|refused| {
+        Failure::usage(anyhow::anyhow!(
+            "{}: {refused}",
+            config_path(global, &root).display()
+        ))
+    })?;
     let now = match &global.now {
         Some(text) => text
             .parse::<Timestamp>()

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::hermes::semantics::MarkAs;
 use crate::pool::attribute::Windows;
 use crate::read::scanner::DEFAULT_MAX_LINE;
 
@@ -30,18 +31,11 @@ pub struct WardenConfig {
     /// `watch`: how long a renamed log is still read for late writes after it went quiet.
     pub drain_grace_seconds: f64,
     /// How a dead mark is written: `auto` (the form the installed Hermes honours, or the one
-    /// every version honours when the version is unknown), `dead` or `exhausted`.
+    /// every version honours when the version is unknown), `dead` (refused for a Hermes without
+    /// a dead state, or of unknown version) or `exhausted`.
     pub mark_as: MarkAs,
     /// How long to try for Hermes's auth lock before giving up (and retrying later).
     pub lock_timeout_seconds: f64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MarkAs {
-    Auto,
-    Dead,
-    Exhausted,
 }
 
 impl Default for WardenConfig {

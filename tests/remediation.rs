@@ -950,3 +950,107 @@ fn a_profile_credential_is_marked_in_the_profile_only() {
     );
     assert_eq!(ledger(root)["marks"][0]["profile"], "work");
 }
+
+/// Runs the daemon on a home Hermes 0.15 built, with `mark_as` in its warden.toml, as Hermes
+/// `version` reads it: the mark is written once (no rewrite loop, no revert), and Hermes's own
+/// `select()` never picks alice, whichever form was asked for. A form `version` would ignore is
+/// refused at start (exit 2, naming the key, the version and the form that works), with nothing
+/// written; and refused on SIGHUP, the daemon going on with the form it had.
+fn mark_as_on(version: &str, mark_as: &str) {
+    let home = HermesHome::build("codex-revoked-0.15", "0.15.0");
+    let root = &home.root;
+    let auth_path = root.join("auth.json");
+    let alice = home.credential_id("alice@example.com", None);
+    let config = root.join("warden.toml");
+    std::fs::write(&config, format!("mark_as = {mark_as:?}\n")).unwrap();
+    let watch = [
+        "--hermes-version",
+        version,
+        "watch",
+        "--poll-interval",
+        "0.05",
+    ];
+    let refused = version == "0.15.0" && mark_as == "dead";
+    if refused {
+        let before = std::fs::read(&auth_path).unwrap();
+        let output = warden_in(root)
+            .args(watch)
+            .timeout(std::time::Duration::from_secs(20))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        for needle in ["warden.toml", "mark_as", "0.15.0", "\"exhausted\""] {
+            assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+        }
+        assert_eq!(
+            std::fs::read(&auth_path).unwrap(),
+            before,
+            "nothing written"
+        );
+        assert!(!root.join("warden/ledger.json").exists());
+        std::fs::write(&config, "mark_as = \"auto\"\n").unwrap();
+    }
+    let mut daemon = Daemon::spawn(root, &watch);
+    let marked = |root: &Path| {
+        audit(root)
+            .into_iter()
+            .filter(|r| r["type"] == "mark")
+            .map(|r| r["change"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    daemon.wait_until(|| match marked(root).as_slice() {
+        [] => Err("alice marked".to_owned()),
+        _ => Ok(()),
+    });
+    let inode = std::fs::metadata(&auth_path).unwrap().ino();
+    if refused {
+        std::fs::write(&config, "mark_as = \"dead\"\n").unwrap();
+        daemon.signal("HUP");
+    }
+    // A rewrite loop writes on every step (every 50 ms here): a second of steps shows it.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let (code, stderr) = daemon.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(marked(root), ["applied"], "one write, no revert: {stderr}");
+    assert_eq!(
+        std::fs::metadata(&auth_path).unwrap().ino(),
+        inode,
+        "written again"
+    );
+    if refused {
+        assert!(
+            stderr.contains("keeping the old") && stderr.contains("mark_as"),
+            "the reload is refused and says why: {stderr}"
+        );
+    }
+    let entry = codex_entries(&read_json(&auth_path))
+        .into_iter()
+        .find(|e| e["id"] == alice.as_str())
+        .unwrap();
+    assert!(is_dead(&entry, version), "{entry}");
+    for ids in selected_ids(root, version) {
+        assert!(
+            !ids.contains(&alice),
+            "Hermes {version} selected alice: {ids:?}"
+        );
+    }
+}
+
+#[test]
+fn mark_as_auto_on_015_and_019() {
+    mark_as_on("0.15.0", "auto");
+    mark_as_on("0.19.0", "auto");
+}
+
+#[test]
+fn mark_as_exhausted_on_015_and_019() {
+    mark_as_on("0.15.0", "exhausted");
+    mark_as_on("0.19.0", "exhausted");
+}
+
+#[test]
+fn mark_as_dead_is_refused_on_015_and_honoured_on_019() {
+    mark_as_on("0.15.0", "dead");
+    mark_as_on("0.19.0", "dead");
+}

@@ -50,7 +50,7 @@ impl Daemon {
         self.child.as_mut().expect("running")
     }
 
-    fn signal(&mut self, name: &str) {
+    pub fn signal(&mut self, name: &str) {
         let pid = self.child().id().to_string();
         assert!(
             Command::new("kill")

@@ -10,7 +10,6 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
-use crate::hermes::semantics::availability;
 use crate::pass::{Analysis, Settings};
 use crate::pool::attribute::{AttributionKind, CredentialRef};
 use crate::pool::compaction::{self, CompactionRisk};
@@ -240,7 +239,7 @@ pub fn build(settings: &Settings, analysis: &Analysis) -> Report {
         let profile = home.target.profile.clone();
         for pool in &home.snapshot.pools {
             for entry in &pool.entries {
-                let state = availability(entry, semantics, now);
+                let state = semantics.availability(entry, now);
                 credentials.push(CredentialRow {
                     profile: profile.clone(),
                     provider: pool.provider.clone(),

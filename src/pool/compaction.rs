@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use crate::hermes::semantics::{Semantics, availability};
+use crate::hermes::semantics::Semantics;
 use crate::pool::snapshot::AuthSnapshot;
 
 #[derive(Debug, Default, Deserialize)]
@@ -88,7 +88,7 @@ pub fn risk(
     let usable_credentials = snapshot.pool(provider).map_or(0, |pool| {
         pool.entries
             .iter()
-            .filter(|e| availability(e, semantics, now).usable)
+            .filter(|e| semantics.availability(e, now).usable)
             .count()
     });
     CompactionRisk {

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::hermes::semantics::{Semantics, State, availability};
+use crate::hermes::semantics::Semantics;
 use crate::pool::attribute::{Attribution, CredentialRef};
 use crate::pool::snapshot::AuthSnapshot;
 use crate::read::event::Event;
@@ -76,9 +76,7 @@ pub fn decide<'s>(
             let entry = snapshot_of(profile.as_deref())
                 .pool(&credential.provider)
                 .and_then(|pool| pool.entries.iter().find(|entry| entry.id == credential.id));
-            let dead = entry.is_some_and(|entry| {
-                availability(entry, semantics, now).state == Some(State::Dead)
-            });
+            let dead = entry.is_some_and(|entry| semantics.is_dead(entry, now));
             PlannedAction {
                 reason: event
                     .reason
@@ -111,7 +109,7 @@ mod tests {
             label: None,
             auth_type: None,
             source: None,
-            last_status: status.map(str::to_owned),
+            last_status: status.map(crate::pool::snapshot::LastStatus::parse),
             last_status_at: Some(NOW),
             last_error_code: Some(401),
             last_error_reason: None,

@@ -11,14 +11,44 @@ use std::path::{Path, PathBuf};
 use crate::shared::secrets::fingerprint_of;
 use serde_json::{Map, Value};
 
+/// `last_status` as Hermes writes it (null is `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LastStatus {
+    Ok,
+    Exhausted,
+    Dead,
+    /// A status no known Hermes version writes.
+    Other(String),
+}
+
+impl LastStatus {
+    pub fn parse(text: &str) -> LastStatus {
+        match text {
+            "ok" => LastStatus::Ok,
+            "exhausted" => LastStatus::Exhausted,
+            "dead" => LastStatus::Dead,
+            other => LastStatus::Other(other.to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            LastStatus::Ok => "ok",
+            LastStatus::Exhausted => "exhausted",
+            LastStatus::Dead => "dead",
+            LastStatus::Other(other) => other,
+        }
+    }
+}
+
 /// One entry of a provider's credential pool, as far as the warden needs it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct PoolEntry {
     pub id: String,
     pub label: Option<String>,
     pub auth_type: Option<String>,
     pub source: Option<String>,
-    pub last_status: Option<String>,
+    pub last_status: Option<LastStatus>,
     pub last_status_at: Option<f64>,
     pub last_error_code: Option<i64>,
     pub last_error_reason: Option<String>,
@@ -187,7 +217,7 @@ fn read_entry(entry: &Map<String, Value>) -> Result<PoolEntry, String> {
         label: text("label")?,
         auth_type: text("auth_type")?,
         source: text("source")?,
-        last_status: text("last_status")?,
+        last_status: text("last_status")?.as_deref().map(LastStatus::parse),
         last_status_at: number("last_status_at")?,
         last_error_code,
         last_error_reason: text("last_error_reason")?,
@@ -297,7 +327,7 @@ mod tests {
         let snapshot = parse(Path::new("auth.json"), AUTH.as_bytes()).unwrap();
         let pool = snapshot.pool("openai-codex").unwrap();
         let alice = &pool.entries[0];
-        assert_eq!(alice.last_status.as_deref(), Some("exhausted"));
+        assert_eq!(alice.last_status, Some(LastStatus::Exhausted));
         assert_eq!(alice.last_status_at, Some(1780000000.5));
         assert_eq!(alice.last_error_code, Some(401));
         assert_eq!(alice.renewed_at, Some(1779998400.5));

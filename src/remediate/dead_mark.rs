@@ -1,15 +1,13 @@
 //! The edit itself: how a pool entry in a parsed `auth.json` is marked dead or revived, touching
 //! nothing but its six status fields.
 //!
-//! Hermes 0.16 and later honour `last_status: "dead"`. Hermes 0.15 and older treat every status
-//! but `exhausted` as usable, so there "dead" is `exhausted` with a `last_error_reset_at` far in
-//! the future, which every version honours: it is the form used when the version is unknown.
-//! `last_status_at` is the moment of the mark. Pure: the caller reads and writes the file.
+//! The form (which `last_status`, which reset time) is the one [`DeadForm::for_hermes`] chose for
+//! the installed Hermes; `last_status_at` is the moment of the mark. Pure: the caller reads and
+//! writes the file.
 
 use serde_json::{Map, Number, Value};
 
-use crate::hermes::semantics::FOREVER_SECONDS;
-use crate::hermes::version::HermesVersion;
+use crate::hermes::semantics::DeadForm;
 use crate::remediate::pyjson;
 
 /// The status fields Hermes always writes on a pool entry, in its order.
@@ -21,32 +19,6 @@ pub const STATUS_FIELDS: [&str; 6] = [
     "last_error_message",
     "last_error_reset_at",
 ];
-
-/// The reset time of the warden's dead mark for old Hermes: 2100-01-01T00:00:00Z, far enough
-/// ahead to read as dead (`semantics::FOREVER_SECONDS`), and below the 10^12 above which
-/// Hermes reads a timestamp as milliseconds.
-pub const FOREVER_RESET_AT: f64 = 4_102_444_800.0;
-const _: () = assert!(FOREVER_RESET_AT - 1.8e9 > FOREVER_SECONDS && FOREVER_RESET_AT < 1e12);
-
-/// How a dead mark is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeadForm {
-    /// `last_status: "dead"` (Hermes 0.16 and later).
-    Dead,
-    /// `exhausted` until [`FOREVER_RESET_AT`] (every version).
-    Exhausted,
-}
-
-impl DeadForm {
-    /// The form the installed version honours; the one every version honours when unknown.
-    pub fn for_version(version: Option<HermesVersion>) -> DeadForm {
-        match version {
-            Some(version) if version >= HermesVersion::FIRST_WITH_DEAD_STATE => DeadForm::Dead,
-            _ => DeadForm::Exhausted,
-        }
-    }
-}
 
 /// What the mark says about why.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,17 +58,14 @@ pub fn entry_mut<'d>(
 
 /// Marks the entry dead in `form` at `now` (epoch seconds).
 pub fn mark_dead(entry: &mut Map<String, Value>, form: DeadForm, evidence: &Evidence, now: f64) {
-    let (status, reset_at) = match form {
-        DeadForm::Dead => ("dead", Value::Null),
-        DeadForm::Exhausted => ("exhausted", seconds(FOREVER_RESET_AT)),
-    };
+    let (status, reset_at) = form.fields();
     let values = [
-        Value::from(status),
+        Value::from(status.as_str()),
         seconds(now),
         evidence.code.map_or(Value::Null, Value::from),
         evidence.reason.clone().map_or(Value::Null, Value::from),
         Value::from(evidence.message.clone()),
-        reset_at,
+        reset_at.map_or(Value::Null, seconds),
     ];
     set_status_fields(entry, values);
 }
@@ -224,16 +193,5 @@ mod tests {
         let mut document: Value = serde_json::from_str(AUTH).unwrap();
         assert!(entry_mut(&mut document, "openai-codex", "ffffff").is_err());
         assert!(entry_mut(&mut document, "anthropic", "a11ce0").is_err());
-    }
-
-    #[test]
-    fn form_follows_the_version() {
-        let version = |text| HermesVersion::parse(text);
-        assert_eq!(
-            DeadForm::for_version(version("0.15.2")),
-            DeadForm::Exhausted
-        );
-        assert_eq!(DeadForm::for_version(version("0.16.0")), DeadForm::Dead);
-        assert_eq!(DeadForm::for_version(None), DeadForm::Exhausted);
     }
 }

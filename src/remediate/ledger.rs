@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::hermes::semantics::{Semantics, State, availability};
+use crate::hermes::semantics::Semantics;
 use crate::pool::snapshot::{AuthSnapshot, PoolEntry};
 
 /// `<root>/warden/ledger.json`.
@@ -158,16 +158,14 @@ impl Ledger {
             let mut found = false;
             for entry in same_token.by_ref() {
                 found = true;
-                fixes.push(
-                    if availability(entry, semantics, now).state == Some(State::Dead) {
-                        Fix::Dead { mark: index }
-                    } else {
-                        Fix::Mark {
-                            mark: index,
-                            entry_id: entry.id.clone(),
-                        }
-                    },
-                );
+                fixes.push(if semantics.is_dead(entry, now) {
+                    Fix::Dead { mark: index }
+                } else {
+                    Fix::Mark {
+                        mark: index,
+                        entry_id: entry.id.clone(),
+                    }
+                });
             }
             if !found && pool.entries.iter().any(|e| e.id == mark.credential_id) {
                 fixes.push(Fix::Revived { mark: index });
@@ -190,7 +188,7 @@ mod tests {
             label: None,
             auth_type: None,
             source: None,
-            last_status: status.map(str::to_owned),
+            last_status: status.map(crate::pool::snapshot::LastStatus::parse),
             last_status_at: Some(NOW - 10.0),
             last_error_code: Some(401),
             last_error_reason: None,

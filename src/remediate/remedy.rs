@@ -16,22 +16,38 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use crate::hermes::home::Target;
-use crate::hermes::semantics::Semantics;
+use crate::hermes::semantics::{DeadForm, FormRefused, MarkAs, Semantics};
+use crate::hermes::version::HermesVersion;
 use crate::pool::attribute::CredentialRef;
 use crate::pool::decide::{ActionResult, PlannedAction};
 use crate::pool::snapshot::{AuthSnapshot, PoolEntry};
 use crate::read::event::Event;
 use crate::remediate::auth_edit::{self, WriteError};
-use crate::remediate::dead_mark::{self, DeadForm, Evidence};
+use crate::remediate::dead_mark::{self, Evidence};
 use crate::remediate::ledger::{DeadMark, Fix, Ledger, MarkEvidence, Revival, ledger_path};
 use crate::shared::secrets::scrub;
 
-/// How marks are written.
+/// How marks are written, and judged: both from the one answer for the installed Hermes.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
     pub form: DeadForm,
     pub semantics: Semantics,
     pub lock_deadline: Duration,
+}
+
+impl Policy {
+    /// The policy for Hermes `version`; refuses a `mark_as` that version would ignore.
+    pub fn for_hermes(
+        version: Option<HermesVersion>,
+        mark_as: MarkAs,
+        lock_deadline: Duration,
+    ) -> Result<Policy, FormRefused> {
+        Ok(Policy {
+            form: DeadForm::for_hermes(mark_as, version)?,
+            semantics: Semantics::for_version(version),
+            lock_deadline,
+        })
+    }
 }
 
 /// Something reconciling did to a credential, for the audit log and the daemon's log.
