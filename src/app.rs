@@ -15,7 +15,9 @@ use crate::cli::{Cli, Command, GlobalArgs, RulesCommand, ScanFormat, StatusForma
 use crate::config::{self, WardenConfig};
 use crate::hermes::home;
 use crate::hermes::version::{self, HermesVersion};
-use crate::observe::audit::AuditLog;
+use crate::observe::audit::{AuditLog, Reach};
+use crate::observe::events::{StateFile, WardenEvent};
+use crate::observe::log::log;
 use crate::observe::report;
 use crate::pass::{self, Analysis, Settings, snapshot_in};
 use crate::read::scanner::LogScanner;
@@ -83,7 +85,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             listen: _,
             poll_interval,
         } => {
-            let options = WatchOptions {
+            let options = |config: &WardenConfig| WatchOptions {
                 dry_run,
                 poll_interval: Duration::from_secs_f64(
                     poll_interval
@@ -94,12 +96,15 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 all_profiles: cli.global.all_profiles,
             };
             let initial = settings(&cli.global, root.clone(), rules, &config)?;
-            let reload = || -> anyhow::Result<Settings> {
+            // SIGHUP: everything again, from the files, with the same flags.
+            let reload = || -> anyhow::Result<(Settings, WatchOptions)> {
                 let config = load_config(&cli.global, &root).map_err(|f| f.error)?;
                 let rules = load_rules(&cli.global, &root).map_err(|f| f.error)?;
-                settings(&cli.global, root.clone(), rules, &config).map_err(|f| f.error)
+                let settings =
+                    settings(&cli.global, root.clone(), rules, &config).map_err(|f| f.error)?;
+                Ok((settings, options(&config)))
             };
-            watch::run(initial, options, &reload).map_err(Failure::runtime)
+            watch::run(initial, options(&config), &reload).map_err(Failure::runtime)
         }
         Command::Status { format } => {
             let settings = settings(&cli.global, root, rules, &config)?;
@@ -239,7 +244,6 @@ fn scan(settings: &Settings, format: ScanFormat, apply: bool) -> Result<(), Fail
 /// `scan --apply`: every action carried out, the ledger reconciled with each home, and what
 /// changed recorded in the audit log.
 fn apply_actions(settings: &Settings, analysis: &mut Analysis) -> anyhow::Result<()> {
-    let state_dir = settings.root.join("warden");
     let remedy = Remedy::open(&settings.root, settings.policy)?;
     let outcome = remedy.apply(
         &settings.targets,
@@ -251,10 +255,16 @@ fn apply_actions(settings: &Settings, analysis: &mut Analysis) -> anyhow::Result
     for (action, result) in analysis.actions.iter_mut().zip(outcome.results) {
         action.result = result;
     }
-    let records: Vec<_> = outcome.records.into_iter().map(|r| (None, r)).collect();
-    let mut audit = AuditLog::open(&state_dir.join("audit.jsonl"))?;
-    audit.append(&records)?;
+    record(settings, &outcome.events)?;
     analysis.reread_state(&settings.root)
+}
+
+/// Hands what a command did to the sinks: its log on stderr and the audit log.
+fn record(settings: &Settings, events: &[WardenEvent]) -> anyhow::Result<()> {
+    let (mut audit, torn) = AuditLog::open(&StateFile::Audit.path(&settings.root), Reach::Recent)?;
+    let events: Vec<WardenEvent> = torn.into_iter().chain(events.iter().cloned()).collect();
+    events.iter().for_each(log);
+    Ok(audit.record(&events, settings.now)?)
 }
 
 fn revive(settings: &Settings, provider: &str, name: &str) -> Result<(), Failure> {
@@ -263,26 +273,19 @@ fn revive(settings: &Settings, provider: &str, name: &str) -> Result<(), Failure
             "revive works on one home: use --profile NAME for a profile, not --all-profiles"
         )));
     };
-    let state_dir = settings.root.join("warden");
     let remedy = Remedy::open(&settings.root, settings.policy).map_err(Failure::runtime)?;
-    let credential = remedy
-        .revive(target, provider, name, settings.now)
-        .map_err(Failure::runtime)?;
-    let record = serde_json::json!({
-        "recorded_at": settings.now.to_string(),
-        "type": "revive",
-        "profile": target.profile,
-        "provider": credential.provider,
-        "credential_id": credential.id,
-        "label": credential.label,
-    });
-    AuditLog::open(&state_dir.join("audit.jsonl"))
-        .and_then(|mut audit| Ok(audit.append(&[(None, record)])?))
-        .map_err(Failure::runtime)?;
+    let mut events = Vec::new();
+    let revived = remedy.revive(target, provider, name, settings.now, &mut events);
+    let revived = revived.map_err(Failure::runtime);
+    if let Ok(revived) = &revived {
+        events.push(WardenEvent::Revived(revived.clone()));
+    }
+    record(settings, &events).map_err(Failure::runtime)?;
+    let revived = revived?;
     print(&format!(
         "revived {provider}/{}{}: status cleared, dead mark dropped\n",
-        credential.id,
-        credential
+        revived.credential_id,
+        revived
             .label
             .map(|label| format!(" ({label})"))
             .unwrap_or_default()

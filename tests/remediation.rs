@@ -999,10 +999,12 @@ fn mark_as_on(version: &str, mark_as: &str) {
             .map(|r| r["change"].as_str().unwrap_or_default().to_owned())
             .collect::<Vec<_>>()
     };
-    daemon.wait_until(|| match marked(root).as_slice() {
-        [] => Err("alice marked".to_owned()),
-        _ => Ok(()),
-    });
+    daemon.wait_until(
+        || match marked(root).iter().any(|change| change == "applied") {
+            false => Err("alice marked".to_owned()),
+            true => Ok(()),
+        },
+    );
     let inode = std::fs::metadata(&auth_path).unwrap().ino();
     if refused {
         std::fs::write(&config, "mark_as = \"dead\"\n").unwrap();
@@ -1012,7 +1014,11 @@ fn mark_as_on(version: &str, mark_as: &str) {
     std::thread::sleep(std::time::Duration::from_secs(1));
     let (code, stderr) = daemon.stop();
     assert_eq!(code, Some(0), "{stderr}");
-    assert_eq!(marked(root), ["applied"], "one write, no revert: {stderr}");
+    assert_eq!(
+        marked(root),
+        ["recorded", "applied"],
+        "one write, no revert: {stderr}"
+    );
     assert_eq!(
         std::fs::metadata(&auth_path).unwrap().ino(),
         inode,

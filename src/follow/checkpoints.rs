@@ -17,23 +17,36 @@ use crate::follow::tailer::FilePosition;
 use crate::shared::files::write_atomically;
 
 /// Read positions by log file (path relative to the Hermes home).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoints {
     pub version: u32,
     pub files: BTreeMap<String, Vec<FilePosition>>,
 }
 
-impl Checkpoints {
-    pub fn load(path: &Path) -> anyhow::Result<Checkpoints> {
-        match fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|error| anyhow::anyhow!("{}: {error}", path.display())),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Checkpoints {
-                version: 1,
-                ..Checkpoints::default()
-            }),
-            Err(error) => Err(anyhow::anyhow!("{}: {error}", path.display())),
+impl Default for Checkpoints {
+    fn default() -> Self {
+        Checkpoints {
+            version: 1,
+            files: BTreeMap::new(),
         }
+    }
+}
+
+impl Checkpoints {
+    /// Reads the checkpoints (none yet: nothing read so far); `Err` says what is wrong with a
+    /// file that cannot be read or parsed, for the caller to move it aside and start over.
+    pub fn load(path: &Path) -> Result<Checkpoints, String> {
+        let problem = match fs::read(path) {
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(checkpoints) => return Ok(checkpoints),
+                Err(error) => format!("not checkpoints: {error}"),
+            },
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                return Ok(Checkpoints::default());
+            }
+            Err(error) => format!("cannot read: {error}"),
+        };
+        Err(format!("{}: {problem}", path.display()))
     }
 
     pub fn save(&self, path: &Path) -> io::Result<()> {

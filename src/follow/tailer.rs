@@ -268,6 +268,12 @@ impl Tailer {
         &self.path
     }
 
+    /// New limits (a reloaded configuration), from the next poll on.
+    pub fn set_limits(&mut self, max_line: usize, drain_grace: Duration) {
+        self.max_line = max_line;
+        self.drain_grace = drain_grace;
+    }
+
     /// Where every file stands, for a checkpoint (before the first poll: the one it started from).
     pub fn positions(&self) -> Vec<FilePosition> {
         if let Some(positions) = &self.resume_from {

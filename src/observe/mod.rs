@@ -1,8 +1,10 @@
-//! What the warden tells the world: the [`audit`] log of every finding and change, and the
-//! [`report`]s of a pass (JSON, table, markdown).
+//! What the warden tells the world. The stages hand on typed [`events::WardenEvent`]s; the
+//! sinks consume them: the [`audit`] log of every finding and change, and the daemon's own
+//! [`log`] (metrics and alerts join here). [`report`] renders a pass (JSON, table, markdown).
 //!
-//! Receives the pipeline's values; hands on text and records. Everything that came from a log
-//! or auth.json is scrubbed of secrets before it leaves.
+//! Everything that came from a log or auth.json is scrubbed of secrets before it leaves.
 
 pub mod audit;
+pub mod events;
+pub mod log;
 pub mod report;

@@ -11,7 +11,7 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use crate::pass::{Analysis, Settings};
-use crate::pool::attribute::{AttributionKind, CredentialRef};
+use crate::pool::attribute::{Attribution, AttributionKind, CredentialRef};
 use crate::pool::compaction::{self, CompactionRisk};
 use crate::pool::decide::ActionResult;
 use crate::pool::snapshot::PoolEntry;
@@ -190,15 +190,21 @@ pub fn build(settings: &Settings, analysis: &Analysis) -> Report {
                 provider: event
                     .provider
                     .clone()
-                    .or_else(|| attribution.credential.as_ref().map(|c| c.provider.clone())),
+                    .or_else(|| attribution.credential().map(|c| c.provider.clone())),
                 status: event.status,
                 reason: event.reason.as_deref().map(|r| scrub(r).into_owned()),
                 profile: event.profile.clone(),
                 session: event.session.clone(),
-                credential: attribution.credential.as_ref().map(scrubbed_ref),
-                attribution: attribution.kind,
-                named_by: attribution.via.clone(),
-                unattributed_because: attribution.why.as_deref().map(|w| scrub(w).into_owned()),
+                credential: attribution.credential().map(scrubbed_ref),
+                attribution: attribution.kind(),
+                named_by: match attribution {
+                    Attribution::Named { via, .. } => via.clone(),
+                    _ => None,
+                },
+                unattributed_because: match attribution {
+                    Attribution::Unattributed { why } => Some(scrub(why).into_owned()),
+                    _ => None,
+                },
             };
             (event.epoch_seconds(), row)
         })
@@ -398,10 +404,10 @@ fn sections(report: &Report, include_logs: bool) -> Vec<Section> {
                         credential_name(&e.credential),
                         match (&e.named_by, &e.unattributed_because) {
                             (Some(via), _) => {
-                                format!("{} via {via}", attribution_name(e.attribution))
+                                format!("{} via {via}", e.attribution.as_str())
                             }
-                            (_, Some(why)) => format!("{}: {why}", attribution_name(e.attribution)),
-                            _ => attribution_name(e.attribution).into(),
+                            (_, Some(why)) => format!("{}: {why}", e.attribution.as_str()),
+                            _ => e.attribution.as_str().into(),
                         },
                     ]
                 })
@@ -489,14 +495,6 @@ fn sections(report: &Report, include_logs: bool) -> Vec<Section> {
             .collect(),
     });
     sections
-}
-
-fn attribution_name(kind: AttributionKind) -> &'static str {
-    match kind {
-        AttributionKind::Named => "named",
-        AttributionKind::Correlated => "correlated",
-        AttributionKind::Unattributed => "unattributed",
-    }
 }
 
 fn result_name(result: ActionResult) -> &'static str {

@@ -13,13 +13,14 @@ use jiff::tz::TimeZone;
 use crate::hermes::home::{Target, log_files_oldest_first};
 use crate::hermes::semantics::Semantics;
 use crate::hermes::version::HermesVersion;
+use crate::observe::events::{StateFile, StateFileTrouble, WardenEvent};
 use crate::pool::attribute::{Attribution, Windows, attribute};
 use crate::pool::compaction;
 use crate::pool::decide::{PlannedAction, decide};
 use crate::pool::snapshot::{self, AuthSnapshot};
 use crate::read::event::{Event, drop_copies};
 use crate::read::scanner::{LogScanner, ScanStats};
-use crate::remediate::ledger::{Ledger, ledger_path};
+use crate::remediate::ledger::Ledger;
 use crate::remediate::remedy::Policy;
 use crate::rules::{LOG_FILES, RuleSet};
 
@@ -80,7 +81,7 @@ impl Analysis {
         for home in &mut self.homes {
             home.snapshot = snapshot::read(&home.target.auth_json())?;
         }
-        self.ledger = Ledger::load(&ledger_path(root))?;
+        self.ledger = read_ledger(root)?;
         Ok(())
     }
 
@@ -154,7 +155,7 @@ pub fn analyse(settings: &Settings, read_logs: bool) -> anyhow::Result<Analysis>
         |profile| snapshot_in(&homes, profile),
         settings.windows,
     );
-    let ledger = Ledger::load(&ledger_path(&settings.root))?;
+    let ledger = read_ledger(&settings.root)?;
     let actions = decide(
         &events,
         &attributions,
@@ -213,6 +214,22 @@ fn scan_file(
             .map(|hit| Event::from_hit(&hit, profile, display, log, &settings.zone)),
     );
     Ok(scanner.stats())
+}
+
+/// The ledger; one that cannot be read is rebuilt in memory from the audit log (and said so):
+/// a pass only reads, and the next `scan --apply` or `watch` repairs the file.
+fn read_ledger(root: &Path) -> anyhow::Result<Ledger> {
+    let (ledger, problem) =
+        Ledger::read(&StateFile::Ledger.path(root), &StateFile::Audit.path(root))?;
+    if let Some(problem) = problem {
+        crate::observe::log::log(&WardenEvent::StateFile(StateFileTrouble {
+            file: StateFile::Ledger,
+            problem,
+            moved_to: None,
+            rebuilt: "rebuilt in memory from the audit log".into(),
+        }));
+    }
+    Ok(ledger)
 }
 
 fn display_path(root: &Path, path: &Path) -> String {

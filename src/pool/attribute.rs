@@ -15,7 +15,8 @@ use crate::pool::snapshot::{AuthSnapshot, PoolEntry};
 use crate::read::event::Event;
 use crate::read::payload;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+/// How an event was pinned to a credential (the contract's `attribution`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttributionKind {
     Named,
@@ -23,30 +24,58 @@ pub enum AttributionKind {
     Unattributed,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+impl AttributionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttributionKind::Named => "named",
+            AttributionKind::Correlated => "correlated",
+            AttributionKind::Unattributed => "unattributed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct CredentialRef {
     pub provider: String,
     pub id: String,
     pub label: Option<String>,
 }
 
+/// Which credential an event is about; a named or correlated one always has its credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attribution {
-    pub kind: AttributionKind,
-    pub credential: Option<CredentialRef>,
-    /// For a pairing, the `file:line` of the line that named the credential.
-    pub via: Option<String>,
-    /// For an unattributed event, why.
-    pub why: Option<String>,
+pub enum Attribution {
+    /// The line, or a line of the same session that it pairs with, names the credential.
+    Named {
+        credential: CredentialRef,
+        /// For a pairing, the `file:line` of the line that named it.
+        via: Option<String>,
+    },
+    /// Exactly one entry recorded an agreeing error at that time.
+    Correlated { credential: CredentialRef },
+    /// Nothing agrees, or more than one credential could be meant: never acted on.
+    Unattributed { why: String },
 }
 
 impl Attribution {
     fn unattributed(why: impl Into<String>) -> Self {
-        Attribution {
-            kind: AttributionKind::Unattributed,
-            credential: None,
-            via: None,
-            why: Some(why.into()),
+        Attribution::Unattributed { why: why.into() }
+    }
+
+    pub fn kind(&self) -> AttributionKind {
+        match self {
+            Attribution::Named { .. } => AttributionKind::Named,
+            Attribution::Correlated { .. } => AttributionKind::Correlated,
+            Attribution::Unattributed { .. } => AttributionKind::Unattributed,
+        }
+    }
+
+    /// The credential, unless unattributed.
+    pub fn credential(&self) -> Option<&CredentialRef> {
+        match self {
+            Attribution::Named { credential, .. } | Attribution::Correlated { credential } => {
+                Some(credential)
+            }
+            Attribution::Unattributed { .. } => None,
         }
     }
 }
@@ -79,11 +108,9 @@ pub fn attribute<'s>(
             let snapshot = snapshot_of(event.profile.as_deref());
             if let Some(name) = event.own_name() {
                 return match resolve(snapshot, event.provider.as_deref(), name) {
-                    Ok(credential) => Attribution {
-                        kind: AttributionKind::Named,
-                        credential: Some(credential),
+                    Ok(credential) => Attribution::Named {
+                        credential,
                         via: None,
-                        why: None,
                     },
                     Err(why) => Attribution::unattributed(why),
                 };
@@ -176,16 +203,13 @@ fn pair<'e>(
             named.insert(credential);
         }
     }
-    match named.len() {
-        0 => None,
-        1 => Some(Attribution {
-            kind: AttributionKind::Named,
-            credential: named.into_iter().next(),
-            via,
-            why: None,
-        }),
-        n => Some(Attribution::unattributed(format!(
-            "{n} credentials were named in the same session within {} s",
+    let mut named = named.into_iter();
+    match (named.next(), named.len()) {
+        (None, _) => None,
+        (Some(credential), 0) => Some(Attribution::Named { credential, via }),
+        (Some(_), others) => Some(Attribution::unattributed(format!(
+            "{} credentials were named in the same session within {} s",
+            others + 1,
             windows.pair_seconds
         ))),
     }
@@ -210,16 +234,15 @@ fn correlate(event: &Event, snapshot: &AuthSnapshot, windows: Windows) -> Attrib
         })
         .map(|(provider, entry)| credential_ref(provider, entry))
         .collect();
-    match found.len() {
-        1 => Attribution {
-            kind: AttributionKind::Correlated,
-            credential: found.into_iter().next(),
-            via: None,
-            why: None,
-        },
-        0 => Attribution::unattributed("no pool entry recorded an agreeing error at that time"),
-        n => Attribution::unattributed(format!(
-            "{n} pool entries recorded an agreeing error at that time"
+    let mut found = found.into_iter();
+    match (found.next(), found.len()) {
+        (Some(credential), 0) => Attribution::Correlated { credential },
+        (None, _) => {
+            Attribution::unattributed("no pool entry recorded an agreeing error at that time")
+        }
+        (Some(_), others) => Attribution::unattributed(format!(
+            "{} pool entries recorded an agreeing error at that time",
+            others + 1
         )),
     }
 }
@@ -340,9 +363,11 @@ mod tests {
             event(FindingKind::TerminalAuthFailure, T + 0.01, "s1"),
         ];
         let result = run(&events, &pool);
-        assert_eq!(result[1].kind, AttributionKind::Named);
-        assert_eq!(result[1].credential.as_ref().unwrap().id, "a1");
-        assert_eq!(result[1].via.as_deref(), Some("logs/errors.log:1"));
+        assert_eq!(result[1].kind(), AttributionKind::Named);
+        assert_eq!(result[1].credential().unwrap().id, "a1");
+        assert!(
+            matches!(&result[1], Attribution::Named { via: Some(via), .. } if via == "logs/errors.log:1")
+        );
     }
 
     #[test]
@@ -358,7 +383,7 @@ mod tests {
                 event(FindingKind::TerminalAuthFailure, T, "s1"),
             ],
         ] {
-            assert_eq!(run(&events, &pool)[1].kind, AttributionKind::Unattributed);
+            assert_eq!(run(&events, &pool)[1].kind(), AttributionKind::Unattributed);
         }
     }
 
@@ -371,8 +396,10 @@ mod tests {
             event(FindingKind::TerminalAuthFailure, T + 1.0, "s1"),
         ];
         let result = run(&events, &pool);
-        assert_eq!(result[2].kind, AttributionKind::Unattributed);
-        assert!(result[2].why.as_deref().unwrap().contains("2 credentials"));
+        assert_eq!(result[2].kind(), AttributionKind::Unattributed);
+        assert!(
+            matches!(&result[2], Attribution::Unattributed { why } if why.contains("2 credentials"))
+        );
     }
 
     #[test]
@@ -388,27 +415,27 @@ mod tests {
         bob.last_status_at = Some(T);
         let events = [event(FindingKind::TerminalAuthFailure, T, "s1")];
         let result = run(&events, &snapshot(vec![alice.clone(), bob]));
-        assert_eq!(result[0].kind, AttributionKind::Correlated);
-        assert_eq!(result[0].credential.as_ref().unwrap().id, "a1");
+        assert_eq!(result[0].kind(), AttributionKind::Correlated);
+        assert_eq!(result[0].credential().unwrap().id, "a1");
         // A disagreeing reason, or a record far from the line, does not correlate.
         let mut other_reason = alice.clone();
         other_reason.last_error_message =
             Some("Error code: 401 - {'error': {'code': 'token_expired'}}".into());
         assert_eq!(
-            run(&events, &snapshot(vec![other_reason]))[0].kind,
+            run(&events, &snapshot(vec![other_reason]))[0].kind(),
             AttributionKind::Unattributed
         );
         let mut stale = alice.clone();
         stale.last_status_at = Some(T - 3600.0);
         assert_eq!(
-            run(&events, &snapshot(vec![stale]))[0].kind,
+            run(&events, &snapshot(vec![stale]))[0].kind(),
             AttributionKind::Unattributed
         );
         // Two agreeing records: no guess.
         let mut twin = alice.clone();
         twin.id = "c3".into();
         assert_eq!(
-            run(&events, &snapshot(vec![alice, twin]))[0].kind,
+            run(&events, &snapshot(vec![alice, twin]))[0].kind(),
             AttributionKind::Unattributed
         );
     }
@@ -422,17 +449,17 @@ mod tests {
                 std::slice::from_ref(&named),
                 &snapshot(vec![entry("a1", "alice")])
             )[0]
-            .kind,
+            .kind(),
             AttributionKind::Named
         );
         let twins = snapshot(vec![entry("a1", "alice"), entry("a2", "alice")]);
         assert_eq!(
-            run(std::slice::from_ref(&named), &twins)[0].kind,
+            run(std::slice::from_ref(&named), &twins)[0].kind(),
             AttributionKind::Unattributed
         );
         named.label = Some("a1".into());
         assert_eq!(
-            run(&[named], &twins)[0].credential.as_ref().unwrap().id,
+            run(&[named], &twins)[0].credential().unwrap().id,
             "a1",
             "Hermes logs id[:8] when there is no label"
         );

@@ -13,7 +13,7 @@ use crate::pool::snapshot::AuthSnapshot;
 use crate::read::event::Event;
 use crate::rules::Action;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActionResult {
     WouldApply,
@@ -47,7 +47,7 @@ pub fn decide<'s>(
 ) -> Vec<PlannedAction> {
     let mut latest: BTreeMap<(Option<String>, CredentialRef), usize> = BTreeMap::new();
     for (index, (event, attribution)) in events.iter().zip(attributions).enumerate() {
-        let (Action::MarkDead, Some(credential)) = (event.action, &attribution.credential) else {
+        let (Action::MarkDead, Some(credential)) = (event.action, attribution.credential()) else {
             continue;
         };
         let renewed_at = snapshot_of(event.profile.as_deref())
@@ -99,7 +99,6 @@ pub fn decide<'s>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::attribute::AttributionKind;
     use crate::pool::snapshot::{Pool, PoolEntry};
     use crate::rules::FindingKind;
 
@@ -147,19 +146,16 @@ mod tests {
     }
 
     fn attribution(credential: bool) -> Attribution {
-        Attribution {
-            kind: if credential {
-                AttributionKind::Named
-            } else {
-                AttributionKind::Unattributed
+        match credential {
+            true => Attribution::Named {
+                credential: CredentialRef {
+                    provider: "openai-codex".into(),
+                    id: "a1".into(),
+                    label: None,
+                },
+                via: None,
             },
-            credential: credential.then(|| CredentialRef {
-                provider: "openai-codex".into(),
-                id: "a1".into(),
-                label: None,
-            }),
-            via: None,
-            why: None,
+            false => Attribution::Unattributed { why: "test".into() },
         }
     }
 

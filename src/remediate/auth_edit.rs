@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::observe::events::WriteResult;
 use crate::pool::snapshot::{self, AuthError, AuthSnapshot};
 use crate::remediate::pyjson;
 use crate::shared::files;
@@ -39,11 +40,13 @@ pub enum WriteError {
 
 impl WriteError {
     /// The outcome's name, as the `auth_writes_total{result}` metric and the audit log call it.
-    pub fn result(&self) -> &'static str {
+    pub fn result(&self) -> WriteResult {
         match self {
-            WriteError::LockTimeout { .. } => "lock_timeout",
-            WriteError::Unreadable(AuthError::Io { .. }) | WriteError::Io { .. } => "io_error",
-            WriteError::Unreadable(_) => "parse_error",
+            WriteError::LockTimeout { .. } => WriteResult::LockTimeout,
+            WriteError::Unreadable(AuthError::Io { .. }) | WriteError::Io { .. } => {
+                WriteResult::IoError
+            }
+            WriteError::Unreadable(_) => WriteResult::ParseError,
         }
     }
 }
@@ -209,7 +212,7 @@ mod tests {
             set_status(document, "dead")
         })
         .unwrap_err();
-        assert_eq!(error.result(), "parse_error");
+        assert_eq!(error.result(), WriteResult::ParseError);
         assert!(error.to_string().contains("auth.json:6:"), "{error}");
         assert_eq!(fs::read_to_string(&auth).unwrap(), broken);
     }
@@ -225,7 +228,7 @@ mod tests {
             set_status(document, "dead")
         })
         .unwrap_err();
-        assert_eq!(error.result(), "lock_timeout");
+        assert_eq!(error.result(), WriteResult::LockTimeout);
         assert_eq!(fs::read_to_string(&auth).unwrap(), AUTH);
     }
 }

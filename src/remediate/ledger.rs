@@ -7,17 +7,16 @@
 //! marked again; an entry with the marked id whose token changed was re-authenticated and is
 //! healthy, so its mark is dropped. Pure except `load` and `save`.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::hermes::semantics::Semantics;
+use crate::observe::audit::{self, AuditRecord, FindingRecord, MarkRecord};
+use crate::observe::events::ChangeKind;
 use crate::pool::snapshot::{AuthSnapshot, PoolEntry};
-
-/// `<root>/warden/ledger.json`.
-pub fn ledger_path(root: &Path) -> std::path::PathBuf {
-    root.join("warden").join("ledger.json")
-}
+use crate::rules::Action;
 
 /// Where the failure that led to a mark was seen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,8 +66,16 @@ pub struct Revival {
     pub credential_id: String,
     /// RFC 3339.
     pub revived_at: String,
-    /// `revive` or `reauth`.
-    pub how: String,
+    pub how: RevivedBy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevivedBy {
+    /// The `revive` command.
+    Revive,
+    /// A re-authentication: the marked id holds a new token.
+    Reauth,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -92,15 +99,34 @@ pub enum Fix {
 }
 
 impl Ledger {
-    pub fn load(path: &Path) -> anyhow::Result<Ledger> {
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|error| anyhow::anyhow!("{}: {error}", path.display())),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Ledger {
-                version: 1,
-                ..Ledger::default()
-            }),
-            Err(error) => Err(anyhow::anyhow!("{}: {error}", path.display())),
+    /// Reads the ledger. One that cannot be read or parsed (a torn write, a full disk, a hand
+    /// edit, a directory in its place) is rebuilt from the journal in the audit log at
+    /// `audit`, and what was wrong is returned with it: the caller decides whether to move the
+    /// broken file aside. A missing ledger is an empty one.
+    pub fn read(path: &Path, audit: &Path) -> anyhow::Result<(Ledger, Option<String>)> {
+        let problem = match std::fs::read(path) {
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(ledger) => return Ok((ledger, None)),
+                Err(error) => format!("not a ledger: {error}"),
+            },
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((Ledger::empty(), None));
+            }
+            Err(error) => format!("cannot read: {error}"),
+        };
+        let mut rebuild = Rebuild::default();
+        audit::replay(audit, |record| rebuild.replay(&record))
+            .map_err(|error| anyhow::anyhow!("{}: {error}", audit.display()))?;
+        Ok((
+            rebuild.ledger,
+            Some(format!("{}: {problem}", path.display())),
+        ))
+    }
+
+    fn empty() -> Ledger {
+        Ledger {
+            version: 1,
+            ..Ledger::default()
         }
     }
 
@@ -172,6 +198,138 @@ impl Ledger {
             }
         }
         fixes
+    }
+}
+
+/// A ledger rebuilt from the audit log, which journals every mark recorded, applied, reverted
+/// and revived, and every `revive`. Marks journalled before `recorded` records existed take
+/// their evidence from the latest finding that asked to mark the credential.
+#[derive(Default)]
+struct Rebuild {
+    ledger: Ledger,
+    /// The latest `mark_dead` finding per (profile, provider, credential id).
+    findings: HashMap<(Option<String>, String, String), FindingRecord>,
+}
+
+impl Rebuild {
+    fn replay(&mut self, record: &AuditRecord) {
+        self.ledger.version = 1;
+        match record {
+            AuditRecord::Finding(finding) if finding.action == Some(Action::MarkDead) => {
+                if let Some(credential) = &finding.credential {
+                    let key = (
+                        finding.profile.clone(),
+                        credential.provider.clone(),
+                        credential.id.clone(),
+                    );
+                    self.findings.insert(key, finding.clone());
+                }
+            }
+            AuditRecord::Mark(mark) => self.replay_mark(mark),
+            AuditRecord::Revive(revive) => {
+                self.ledger.marks.retain(|m| {
+                    !(m.profile == revive.profile
+                        && m.provider == revive.provider
+                        && m.credential_id == revive.credential_id)
+                });
+                self.ledger.revive(Revival {
+                    profile: revive.profile.clone(),
+                    provider: revive.provider.clone(),
+                    credential_id: revive.credential_id.clone(),
+                    revived_at: revive.recorded_at.clone(),
+                    how: RevivedBy::Revive,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn replay_mark(&mut self, record: &MarkRecord) {
+        let same = |mark: &DeadMark| {
+            mark.profile == record.profile
+                && mark.provider == record.provider
+                && match (&mark.fingerprint, &record.fingerprint) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => mark.credential_id == record.credential_id,
+                }
+        };
+        let found = self.ledger.marks.iter().position(same);
+        if record.change == ChangeKind::Revived {
+            if let Some(index) = found {
+                let mark = self.ledger.marks.remove(index);
+                self.ledger.revive(Revival {
+                    profile: mark.profile,
+                    provider: mark.provider,
+                    credential_id: mark.credential_id,
+                    revived_at: record.recorded_at.clone(),
+                    how: RevivedBy::Reauth,
+                });
+            }
+            return;
+        }
+        let index = found.unwrap_or_else(|| {
+            self.ledger.marks.push(self.new_mark(record));
+            self.ledger.marks.len() - 1
+        });
+        let mark = &mut self.ledger.marks[index];
+        match record.change {
+            ChangeKind::Recorded if record.already_dead => {
+                mark.applied_at
+                    .get_or_insert_with(|| record.recorded_at.clone());
+            }
+            ChangeKind::Applied => {
+                mark.applied_at
+                    .get_or_insert_with(|| record.recorded_at.clone());
+            }
+            ChangeKind::Reverted => {
+                mark.applied_at
+                    .get_or_insert_with(|| record.recorded_at.clone());
+                mark.reverts += 1;
+            }
+            ChangeKind::Recorded | ChangeKind::Revived => {}
+        }
+        mark.credential_id.clone_from(&record.credential_id);
+    }
+
+    fn new_mark(&self, record: &MarkRecord) -> DeadMark {
+        let finding = self.findings.get(&(
+            record.profile.clone(),
+            record.provider.clone(),
+            record.credential_id.clone(),
+        ));
+        let evidence = record.evidence.clone().unwrap_or_else(|| match finding {
+            Some(finding) => MarkEvidence {
+                rule: finding.rule.clone(),
+                file: finding.file.clone(),
+                line: finding.line,
+                time: finding.time.clone(),
+                status: finding.status,
+            },
+            None => MarkEvidence {
+                rule: "unknown (rebuilt from the audit log)".into(),
+                file: "warden/audit.jsonl".into(),
+                line: 0,
+                time: None,
+                status: None,
+            },
+        });
+        DeadMark {
+            profile: record.profile.clone(),
+            provider: record.provider.clone(),
+            credential_id: record.credential_id.clone(),
+            label: record.label.clone().or_else(|| {
+                finding.and_then(|f| f.credential.as_ref().and_then(|c| c.label.clone()))
+            }),
+            fingerprint: record.fingerprint.clone(),
+            reason: record
+                .reason
+                .clone()
+                .or_else(|| finding.and_then(|f| f.reason.clone())),
+            evidence,
+            recorded_at: record.recorded_at.clone(),
+            applied_at: None,
+            reverts: 0,
+        }
     }
 }
 
@@ -284,7 +442,7 @@ mod tests {
             provider: "openai-codex".into(),
             credential_id: "a11ce0".into(),
             revived_at: at.into(),
-            how: "revive".into(),
+            how: RevivedBy::Revive,
         };
         ledger.revive(revival("2026-11-29T00:00:00Z"));
         ledger.revive(revival("2026-11-29T00:00:10Z"));

@@ -13,18 +13,20 @@ use std::time::Duration;
 
 use anyhow::Context;
 use jiff::Timestamp;
-use serde_json::json;
 
 use crate::hermes::home::Target;
 use crate::hermes::semantics::{DeadForm, FormRefused, MarkAs, Semantics};
 use crate::hermes::version::HermesVersion;
-use crate::pool::attribute::CredentialRef;
+use crate::observe::events::{
+    AuthWrite, ChangeKind, MarkChange, RecordedMark, Revived, StateFile, StateFileTrouble,
+    WardenEvent, WriteResult, state_dir,
+};
 use crate::pool::decide::{ActionResult, PlannedAction};
 use crate::pool::snapshot::{AuthSnapshot, PoolEntry};
 use crate::read::event::Event;
 use crate::remediate::auth_edit::{self, WriteError};
 use crate::remediate::dead_mark::{self, Evidence};
-use crate::remediate::ledger::{DeadMark, Fix, Ledger, MarkEvidence, Revival, ledger_path};
+use crate::remediate::ledger::{DeadMark, Fix, Ledger, MarkEvidence, Revival, RevivedBy};
 use crate::shared::secrets::scrub;
 
 /// How marks are written, and judged: both from the one answer for the installed Hermes.
@@ -50,43 +52,13 @@ impl Policy {
     }
 }
 
-/// Something reconciling did to a credential, for the audit log and the daemon's log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Change {
-    pub kind: ChangeKind,
-    pub profile: Option<String>,
-    pub provider: String,
-    pub credential_id: String,
-    pub fingerprint: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeKind {
-    /// A mark written for the first time.
-    Applied,
-    /// A mark a Hermes process had undone, written again.
-    Reverted,
-    /// The token changed: the mark was dropped.
-    Revived,
-}
-
-impl ChangeKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            ChangeKind::Applied => "applied",
-            ChangeKind::Reverted => "reverted",
-            ChangeKind::Revived => "revived",
-        }
-    }
-}
-
 /// What carrying out actions and reconciling did.
 #[derive(Debug)]
 pub struct Outcome {
     /// Each action's result, in order.
     pub results: Vec<ActionResult>,
-    /// Audit records of what changed or could not be written.
-    pub records: Vec<serde_json::Value>,
+    /// What changed, what was written and what could not be.
+    pub events: Vec<WardenEvent>,
     /// Whether auth.json was written.
     pub wrote: bool,
     /// Whether a home could not be reconciled (retry later).
@@ -97,36 +69,57 @@ pub struct Outcome {
 ///
 /// The ledger is read from disk for every operation and changed under the warden's own lock
 /// (`ledger.lock`, taken before Hermes's), so `revive` and `scan --apply` can run while the
-/// daemon does.
+/// daemon does. A ledger that cannot be read is moved aside and rebuilt from the audit log.
 pub struct Remedy {
     pub policy: Policy,
     ledger_path: PathBuf,
+    audit_path: PathBuf,
 }
 
 impl Remedy {
     /// The remedy for the Hermes home `root` (its state lives in `<root>/warden/`).
     pub fn open(root: &Path, policy: Policy) -> anyhow::Result<Remedy> {
-        let state_dir = &root.join("warden");
-        crate::shared::files::ensure_dir(state_dir)
+        let state_dir = state_dir(root);
+        crate::shared::files::ensure_dir(&state_dir)
             .with_context(|| format!("{}: cannot create", state_dir.display()))?;
         Ok(Remedy {
             policy,
-            ledger_path: ledger_path(root),
+            ledger_path: StateFile::Ledger.path(root),
+            audit_path: StateFile::Audit.path(root),
         })
     }
 
-    /// Runs `change` on the ledger under the warden's lock and saves what it changed.
-    fn with_ledger<T>(&self, change: impl FnOnce(&mut Ledger) -> T) -> anyhow::Result<T> {
+    /// Runs `change` on the ledger under the warden's lock and saves what it changed. A ledger
+    /// that could not be read is moved aside first, and the rebuilt one saved (an event says so).
+    fn with_ledger<T>(
+        &self,
+        events: &mut Vec<WardenEvent>,
+        change: impl FnOnce(&mut Ledger) -> T,
+    ) -> anyhow::Result<T> {
         let lock_path = self.ledger_path.with_file_name("ledger.lock");
         let lock = crate::shared::files::open_lock_file(&lock_path)
             .with_context(|| format!("{}: cannot open", lock_path.display()))?;
         lock.lock()
             .with_context(|| format!("{}: cannot lock", lock_path.display()))?;
         let path = &self.ledger_path;
-        let mut ledger = Ledger::load(path)?;
+        let (mut ledger, problem) = Ledger::read(path, &self.audit_path)?;
         let before = ledger.clone();
+        let repaired = problem.is_some();
+        if let Some(problem) = problem {
+            let moved_to = crate::shared::files::move_aside(path)
+                .with_context(|| format!("{}: cannot move aside", path.display()))?;
+            events.push(WardenEvent::StateFile(StateFileTrouble {
+                file: StateFile::Ledger,
+                problem,
+                moved_to: Some(moved_to),
+                rebuilt: format!(
+                    "rebuilt from the audit log with {} marks; the marks in auth.json stay",
+                    ledger.marks.len()
+                ),
+            }));
+        }
         let value = change(&mut ledger);
-        if ledger != before {
+        if repaired || ledger != before {
             ledger
                 .save(path)
                 .with_context(|| format!("{}: cannot write", path.display()))?;
@@ -135,17 +128,28 @@ impl Remedy {
     }
 
     /// Whether a mark of `profile` has not reached auth.json yet.
-    pub fn pending(&self, profile: Option<&str>) -> anyhow::Result<bool> {
-        Ok(Ledger::load(&self.ledger_path)?
-            .marks
-            .iter()
-            .any(|mark| mark.profile.as_deref() == profile && mark.applied_at.is_none()))
+    pub fn pending(
+        &self,
+        profile: Option<&str>,
+        events: &mut Vec<WardenEvent>,
+    ) -> anyhow::Result<bool> {
+        self.with_ledger(events, |ledger| {
+            ledger
+                .marks
+                .iter()
+                .any(|mark| mark.profile.as_deref() == profile && mark.applied_at.is_none())
+        })
+    }
+
+    /// When each credential was last revived, as the ledger says now.
+    pub fn ledger(&self, events: &mut Vec<WardenEvent>) -> anyhow::Result<Ledger> {
+        self.with_ledger(events, |ledger| ledger.clone())
     }
 
     /// Carries out `actions` on the homes in `targets`: records their marks in the ledger, then
     /// reconciles every one of the homes (which also writes marks still pending and marks a
-    /// Hermes process undid). Returns each action's result and the audit records of what
-    /// changed or could not be written.
+    /// Hermes process undid). Returns each action's result and the events of what changed or
+    /// could not be written.
     pub fn apply<'s>(
         &self,
         targets: &[Target],
@@ -163,75 +167,100 @@ impl Remedy {
                     .cloned()
             })
             .collect();
-        if !actions.is_empty() {
-            self.with_ledger(|ledger| {
-                for (action, entry) in actions.iter().zip(&entries) {
-                    if let Some(entry) = entry {
-                        record(ledger, action, &events[action.event], entry, now);
-                    }
-                }
-            })?;
-        }
         let mut outcome = Outcome {
             results: actions.iter().map(|a| a.result).collect(),
-            records: Vec::new(),
+            events: Vec::new(),
             wrote: false,
             failed: false,
         };
+        if !actions.is_empty() {
+            let recorded = self.with_ledger(&mut outcome.events, |ledger| {
+                actions
+                    .iter()
+                    .zip(&entries)
+                    .filter_map(|(action, entry)| {
+                        record(ledger, action, &events[action.event], entry.as_ref()?, now)
+                    })
+                    .collect::<Vec<_>>()
+            })?;
+            outcome
+                .events
+                .extend(recorded.into_iter().map(WardenEvent::Mark));
+        }
         for target in targets {
             let mine = (0..actions.len()).filter(|&i| actions[i].profile == target.profile);
-            match self.reconcile(target, now) {
+            match self.reconcile(target, now, &mut outcome.events) {
                 Ok(changes) => {
                     for i in mine {
                         outcome.results[i] =
                             result_after(&actions[i], entries[i].as_ref(), &changes);
                     }
                     outcome.wrote |= !changes.is_empty();
-                    let records = changes.iter().map(|change| change_record(change, now));
-                    outcome.records.extend(records);
+                    outcome
+                        .events
+                        .extend(changes.into_iter().map(WardenEvent::Mark));
                 }
                 Err(error) => {
-                    tracing::warn!("{error:#}; the marks stay in the ledger and are retried");
                     for i in mine {
                         if outcome.results[i] == ActionResult::WouldApply {
                             outcome.results[i] = ActionResult::Failed;
                         }
                     }
                     outcome.failed = true;
-                    outcome.records.push(failure_record(target, &error, now));
+                    outcome.events.push(WardenEvent::AuthWrite(AuthWrite {
+                        profile: target.profile.clone(),
+                        result: error.result(),
+                        lock_wait: None,
+                        error: Some(scrub(&format!("{error:#}")).into_owned()),
+                    }));
                 }
             }
         }
         Ok(outcome)
     }
 
-    /// Brings one home's auth.json in line with the ledger, under both locks.
-    fn reconcile(&self, target: &Target, now: Timestamp) -> Result<Vec<Change>, ReconcileError> {
+    /// Brings one home's auth.json in line with the ledger, under both locks; a write is
+    /// reported in `events`, what it changed returned.
+    fn reconcile(
+        &self,
+        target: &Target,
+        now: Timestamp,
+        events: &mut Vec<WardenEvent>,
+    ) -> Result<Vec<MarkChange>, ReconcileError> {
         let policy = self.policy;
-        self.with_ledger(|ledger| {
-            let edited = edit_marks(ledger, target, policy, now)?;
-            let changes = record_fixes(ledger, target, edited.value, now);
-            if edited.lock_wait > Duration::from_secs(1) {
-                tracing::info!(wait = ?edited.lock_wait, "waited for Hermes's auth lock");
-            }
-            changes.iter().for_each(log_change);
-            Ok(changes)
-        })
-        .map_err(ReconcileError::Ledger)?
-        .map_err(ReconcileError::Write)
+        let mut trouble = Vec::new();
+        let edited = self
+            .with_ledger(&mut trouble, |ledger| {
+                let edited = edit_marks(ledger, target, policy, now)?;
+                let changes = record_fixes(ledger, target, edited.value, now);
+                Ok((changes, edited.written, edited.lock_wait))
+            })
+            .map_err(ReconcileError::Ledger);
+        events.extend(trouble);
+        let (changes, written, lock_wait) = edited?.map_err(ReconcileError::Write)?;
+        if written {
+            events.push(WardenEvent::AuthWrite(AuthWrite {
+                profile: target.profile.clone(),
+                result: WriteResult::Ok,
+                lock_wait: Some(lock_wait),
+                error: None,
+            }));
+        }
+        Ok(changes)
     }
 
     /// Undoes the dead mark of the credential with this id or label: clears its status fields,
-    /// drops it from the ledger and notes the revival. Returns the credential.
+    /// drops it from the ledger and notes the revival. Returns what was revived.
     pub fn revive(
         &self,
         target: &Target,
         provider: &str,
         name: &str,
         now: Timestamp,
-    ) -> anyhow::Result<CredentialRef> {
+        events: &mut Vec<WardenEvent>,
+    ) -> anyhow::Result<Revived> {
         let deadline = self.policy.lock_deadline;
-        self.with_ledger(|ledger| {
+        self.with_ledger(events, |ledger| {
             let edited = auth_edit::edit(&target.auth_json(), deadline, |snapshot, document| {
                 let entry = find_by_name(snapshot, provider, name)?;
                 dead_mark::clear(dead_mark::entry_mut(document, provider, &entry.id)?);
@@ -250,11 +279,12 @@ impl Remedy {
                 provider: provider.to_owned(),
                 credential_id: entry.id.clone(),
                 revived_at: now.to_string(),
-                how: "revive".into(),
+                how: RevivedBy::Revive,
             });
-            Ok(CredentialRef {
+            Ok(Revived {
+                profile: target.profile.clone(),
                 provider: provider.to_owned(),
-                id: entry.id,
+                credential_id: entry.id,
                 label: entry.label.map(|label| scrub(&label).into_owned()),
             })
         })?
@@ -285,22 +315,25 @@ fn find_by_name(snapshot: &AuthSnapshot, provider: &str, name: &str) -> anyhow::
     }
 }
 
-/// Adds the mark an action asks for, unless the ledger already holds this token.
+/// Adds the mark an action asks for, unless the ledger already holds this token; returns the
+/// change for the journal.
 fn record(
     ledger: &mut Ledger,
     action: &PlannedAction,
     event: &Event,
     entry: &PoolEntry,
     now: Timestamp,
-) {
+) -> Option<MarkChange> {
     let profile = action.profile.as_deref();
     if ledger
         .find(profile, &action.credential.provider, entry)
         .is_some()
     {
-        return;
+        return None;
     }
-    ledger.marks.push(DeadMark {
+    // A credential Hermes already marked dead is kept dead from now on.
+    let already_dead = action.result == ActionResult::AlreadyDead;
+    let mark = DeadMark {
         profile: action.profile.clone(),
         provider: action.credential.provider.clone(),
         credential_id: entry.id.clone(),
@@ -318,10 +351,24 @@ fn record(
             status: event.status,
         },
         recorded_at: now.to_string(),
-        // A credential Hermes already marked dead is kept dead from now on.
-        applied_at: (action.result == ActionResult::AlreadyDead).then(|| now.to_string()),
+        applied_at: already_dead.then(|| now.to_string()),
         reverts: 0,
-    });
+    };
+    let change = MarkChange {
+        change: ChangeKind::Recorded,
+        profile: mark.profile.clone(),
+        provider: mark.provider.clone(),
+        credential_id: mark.credential_id.clone(),
+        fingerprint: mark.fingerprint.clone(),
+        recorded: Some(RecordedMark {
+            label: mark.label.clone(),
+            reason: mark.reason.clone(),
+            evidence: mark.evidence.clone(),
+            already_dead,
+        }),
+    };
+    ledger.marks.push(mark);
+    Some(change)
 }
 
 /// Writes every mark the ledger asks of the home's auth.json; returns the fixes it found.
@@ -357,23 +404,23 @@ fn record_fixes(
     target: &Target,
     fixes: Vec<Fix>,
     now: Timestamp,
-) -> Vec<Change> {
+) -> Vec<MarkChange> {
     let mut changes = Vec::new();
     let mut revived = Vec::new();
     for fix in fixes {
-        let (index, kind, entry_id) = match fix {
+        let (index, change, entry_id) = match fix {
             Fix::Mark { mark, entry_id } => {
                 let record = &mut ledger.marks[mark];
-                let kind = match record.applied_at {
+                let change = match record.applied_at {
                     None => ChangeKind::Applied,
                     Some(_) => ChangeKind::Reverted,
                 };
                 record.applied_at.get_or_insert_with(|| now.to_string());
-                if kind == ChangeKind::Reverted {
+                if change == ChangeKind::Reverted {
                     record.reverts += 1;
                 }
                 record.credential_id.clone_from(&entry_id);
-                (mark, kind, entry_id)
+                (mark, change, entry_id)
             }
             Fix::Dead { mark } => {
                 // Dead before we wrote it (Hermes marked it too): applied all the same.
@@ -389,12 +436,13 @@ fn record_fixes(
             }
         };
         let mark = &ledger.marks[index];
-        changes.push(Change {
-            kind,
+        changes.push(MarkChange {
+            change,
             profile: mark.profile.clone(),
             provider: mark.provider.clone(),
             credential_id: entry_id,
             fingerprint: mark.fingerprint.clone(),
+            recorded: None,
         });
     }
     revived.sort_unstable();
@@ -405,7 +453,7 @@ fn record_fixes(
             provider: mark.provider,
             credential_id: mark.credential_id,
             revived_at: now.to_string(),
-            how: "reauth".into(),
+            how: RevivedBy::Reauth,
         });
     }
     changes
@@ -420,11 +468,11 @@ pub enum ReconcileError {
 }
 
 impl ReconcileError {
-    /// The outcome's name for the audit log (`auth_writes_total{result}`).
-    pub fn result(&self) -> &'static str {
+    /// The outcome, as `auth_writes_total{result}` names it.
+    pub fn result(&self) -> WriteResult {
         match self {
             ReconcileError::Write(error) => error.result(),
-            ReconcileError::Ledger(_) => "io_error",
+            ReconcileError::Ledger(_) => WriteResult::IoError,
         }
     }
 }
@@ -433,7 +481,7 @@ impl ReconcileError {
 fn result_after(
     action: &PlannedAction,
     entry: Option<&PoolEntry>,
-    changes: &[Change],
+    changes: &[MarkChange],
 ) -> ActionResult {
     let Some(entry) = entry else {
         return ActionResult::Failed;
@@ -443,11 +491,11 @@ fn result_after(
             && (change.credential_id == entry.id
                 || (change.fingerprint.is_some() && change.fingerprint == entry.fingerprint))
     });
-    match change.map(|change| change.kind) {
+    match change.map(|change| change.change) {
         Some(ChangeKind::Applied | ChangeKind::Reverted) => ActionResult::Applied,
         // The token changed between reading the pool and writing: not the failed one any more.
         Some(ChangeKind::Revived) => ActionResult::Failed,
-        None => ActionResult::AlreadyDead,
+        Some(ChangeKind::Recorded) | None => ActionResult::AlreadyDead,
     }
 }
 
@@ -466,54 +514,4 @@ fn evidence(mark: &DeadMark) -> Evidence {
             mark.evidence.rule, mark.evidence.file, mark.evidence.line
         ),
     }
-}
-
-fn log_change(change: &Change) {
-    let credential = format!("{}/{}", change.provider, change.credential_id);
-    let profile = change.profile.as_deref();
-    match change.kind {
-        ChangeKind::Applied => tracing::warn!(profile, credential, "marked dead"),
-        ChangeKind::Reverted => {
-            tracing::warn!(
-                profile,
-                credential,
-                "a Hermes process undid the dead mark; marked again"
-            )
-        }
-        ChangeKind::Revived => {
-            tracing::warn!(
-                profile,
-                credential,
-                "revived by re-auth: the token changed; mark dropped"
-            )
-        }
-    }
-}
-
-/// The audit log record of a change.
-pub fn change_record(change: &Change, now: Timestamp) -> serde_json::Value {
-    json!({
-        "recorded_at": now.to_string(),
-        "type": "mark",
-        "change": change.kind.as_str(),
-        "profile": change.profile,
-        "provider": change.provider,
-        "credential_id": change.credential_id,
-        "fingerprint": change.fingerprint,
-    })
-}
-
-/// The audit log record of a write that did not happen.
-pub fn failure_record(
-    target: &Target,
-    error: &ReconcileError,
-    now: Timestamp,
-) -> serde_json::Value {
-    json!({
-        "recorded_at": now.to_string(),
-        "type": "auth_write",
-        "profile": target.profile,
-        "result": error.result(),
-        "error": scrub(&error.to_string()),
-    })
 }

@@ -49,6 +49,27 @@ pub fn open_lock_file(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+/// Moves a file (or whatever is in its place) that could not be read out of the way, to
+/// `<name>.corrupt-<unix time>` beside it (its mode kept), and returns the new path.
+pub fn move_aside(path: &Path) -> io::Result<std::path::PathBuf> {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other("no file name"))?
+        .to_string_lossy();
+    let mut aside = path.with_file_name(format!("{name}.corrupt-{seconds}"));
+    for n in 1.. {
+        if fs::symlink_metadata(&aside).is_err() {
+            break;
+        }
+        aside = path.with_file_name(format!("{name}.corrupt-{seconds}.{n}"));
+    }
+    fs::rename(path, &aside)?;
+    Ok(aside)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

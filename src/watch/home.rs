@@ -1,0 +1,411 @@
+//! One watched Hermes home (the root or a profile) and its step: auth.json reconciled when due,
+//! new log lines to findings, decisions carried out, everything handed on as events.
+//!
+//! A step reads agent.log, errors.log and agent.log again (every errors.log record is also in
+//! agent.log, written just before it, so the second read catches a copy that was not there
+//! yet), drops the copies, attributes the new events together with the recent ones (a payload
+//! line pairs with the `marking` line before it), decides, and, unless it is a dry run,
+//! carries the decisions out through the [`Remedy`]. auth.json is reconciled with the ledger
+//! at start, whenever it changes, while a mark is pending, and after a failed write (with a
+//! growing pause).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::follow::checkpoints::Checkpoints;
+use crate::follow::tailer::{TailNote, TailedLine, Tailer};
+use crate::hermes::home::Target;
+use crate::observe::audit::{AuditLog, Source};
+use crate::observe::events::{Finding, WardenEvent};
+use crate::pass::Settings;
+use crate::pool::attribute::attribute;
+use crate::pool::decide::{ActionResult, PlannedAction, decide};
+use crate::pool::snapshot::{self, AuthSnapshot};
+use crate::read::event::Event;
+use crate::read::scanner::{LogScanner, RecordHeader};
+use crate::remediate::remedy::{Outcome, Remedy};
+use crate::rules::Action;
+use crate::watch::WatchOptions;
+
+/// How far back events are kept to pair and correlate new ones with.
+const RECENT_SECONDS: f64 = 600.0;
+
+struct WatchedLog {
+    /// Path relative to the root home, the checkpoint key (`logs/errors.log`).
+    key: String,
+    log: &'static str,
+    tailer: Tailer,
+    /// The last record header per file (by device and inode), for traceback lines.
+    headers: HashMap<(u64, u64), RecordHeader>,
+}
+
+pub struct WatchedHome {
+    pub target: Target,
+    logs: Vec<WatchedLog>,
+    snapshot: AuthSnapshot,
+    auth_stamp: Option<(u64, u64, i64, i64)>,
+    /// auth.json must be compared with the ledger (at start, after a change or a failed write).
+    reconcile_due: bool,
+    /// Failed reconciliations in a row, and when to try again (a growing pause, so a lock held
+    /// for long or an unparsable auth.json is neither hammered nor logged every second).
+    failures: u32,
+    retry_at: Option<Instant>,
+    recent: Vec<Event>,
+    /// Records seen lately: record id to (log key, event time), to drop the second copy.
+    copies: HashMap<String, (String, f64)>,
+}
+
+impl WatchedHome {
+    pub fn new(
+        target: Target,
+        settings: &Settings,
+        options: &WatchOptions,
+        checkpoints: &Checkpoints,
+        audit: &AuditLog,
+    ) -> WatchedHome {
+        // agent.log first: a step reads it, then errors.log, then agent.log again.
+        let logs: Vec<WatchedLog> = ["agent.log", "errors.log"]
+            .into_iter()
+            .map(|log| {
+                let path = target.logs().join(log);
+                let key = path
+                    .strip_prefix(&settings.root)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .into_owned();
+                let positions = checkpoints.files.get(&key).cloned().unwrap_or_default();
+                WatchedLog {
+                    tailer: Tailer::new(&path, &positions, settings.max_line, options.drain_grace),
+                    key,
+                    log,
+                    headers: HashMap::new(),
+                }
+            })
+            .collect();
+        // Records recorded before a restart, so their second copy is still known as one.
+        let copies = audit
+            .recent_records()
+            .iter()
+            .filter(|(_, file, _)| logs.iter().any(|log| log.key == *file))
+            .map(|(id, file, time)| (id.clone(), (file.clone(), *time)))
+            .collect();
+        WatchedHome {
+            target,
+            logs,
+            snapshot: AuthSnapshot::default(),
+            auth_stamp: None,
+            reconcile_due: true,
+            failures: 0,
+            retry_at: None,
+            recent: Vec::new(),
+            copies,
+        }
+    }
+
+    /// Takes a reloaded configuration: line limit and drain grace for the tailers; record
+    /// headers are forgotten, since the rules that read them may have changed.
+    pub fn reconfigure(&mut self, settings: &Settings, options: &WatchOptions) {
+        for log in &mut self.logs {
+            log.tailer
+                .set_limits(settings.max_line, options.drain_grace);
+            log.headers.clear();
+        }
+    }
+
+    /// Where every log stands, for the checkpoint.
+    pub fn note_positions(&self, checkpoints: &mut Checkpoints) {
+        for log in &self.logs {
+            checkpoints
+                .files
+                .insert(log.key.clone(), log.tailer.positions());
+        }
+    }
+
+    /// One step; returns everything that happened, for the sinks.
+    pub fn step(
+        &mut self,
+        settings: &Settings,
+        audit: &AuditLog,
+        remedy: &Remedy,
+        dry_run: bool,
+    ) -> anyhow::Result<Vec<WardenEvent>> {
+        let mut events = Vec::new();
+        if !dry_run {
+            self.reconcile_if_due(settings, remedy, &mut events)?;
+        }
+        let fresh = self.read_logs(settings, &mut events);
+        if fresh.is_empty() {
+            return Ok(events);
+        }
+        let earlier = self.remember(fresh.iter().map(|(event, _)| event.clone()));
+        let snapshot = &self.snapshot;
+        let attributions = &attribute(&self.recent, |_| snapshot, settings.windows)[earlier..];
+        let new_events = &self.recent[earlier..];
+        let ledger = remedy.ledger(&mut events)?;
+        let mut actions = decide(
+            new_events,
+            attributions,
+            |_| snapshot,
+            |profile, credential| ledger.revived_at(profile, &credential.provider, &credential.id),
+            settings.semantics(),
+            settings.now_seconds(),
+        );
+        let mut outcome = None;
+        if !dry_run && !actions.is_empty() {
+            let done = remedy.apply(
+                std::slice::from_ref(&self.target),
+                &actions,
+                new_events,
+                |_| snapshot,
+                settings.now,
+            )?;
+            for (action, result) in actions.iter_mut().zip(&done.results) {
+                action.result = *result;
+            }
+            outcome = Some(done);
+        }
+        for ((event, attribution), (_, source)) in new_events.iter().zip(attributions).zip(fresh) {
+            if !audit.already_recorded(&source) {
+                events.push(WardenEvent::Finding(Box::new(Finding {
+                    result: action_result(&actions, event, attribution.credential()),
+                    event: event.clone(),
+                    attribution: attribution.clone(),
+                    source,
+                })));
+            }
+        }
+        if let Some(outcome) = outcome {
+            self.finish_remedy(outcome, &mut events);
+        }
+        Ok(events)
+    }
+
+    /// Reconciles auth.json with the ledger when it changed, a mark is pending, or a failed
+    /// write's pause is over.
+    fn reconcile_if_due(
+        &mut self,
+        settings: &Settings,
+        remedy: &Remedy,
+        events: &mut Vec<WardenEvent>,
+    ) -> anyhow::Result<()> {
+        if self.refresh_snapshot() {
+            // A new auth.json is worth a try at once, even while backing off.
+            self.reconcile_due = true;
+            self.retry_at = None;
+        }
+        let profile = self.target.profile.as_deref();
+        if (self.reconcile_due || remedy.pending(profile, events)?)
+            && self.retry_at.is_none_or(|at| Instant::now() >= at)
+        {
+            self.reconcile_due = false;
+            let outcome = remedy.apply(
+                std::slice::from_ref(&self.target),
+                &[],
+                &[],
+                |_| &self.snapshot,
+                settings.now,
+            )?;
+            self.finish_remedy(outcome, events);
+        }
+        Ok(())
+    }
+
+    /// Reads whatever is new in the logs; returns the new events (copies dropped) with where
+    /// their lines are.
+    fn read_logs(
+        &mut self,
+        settings: &Settings,
+        events: &mut Vec<WardenEvent>,
+    ) -> Vec<(Event, Source)> {
+        let clock = Instant::now();
+        let profile = self.target.profile.as_deref();
+        let mut fresh = Vec::new();
+        for index in [0, 1, 0] {
+            let log = &mut self.logs[index];
+            let poll = match log.tailer.poll(clock) {
+                Ok(poll) => poll,
+                Err(error) => {
+                    events.push(WardenEvent::LogUnreadable {
+                        file: log.tailer.path().display().to_string(),
+                        error: error.to_string(),
+                    });
+                    continue;
+                }
+            };
+            events.extend(log_events(
+                &log.key,
+                &poll.notes,
+                &poll.lines,
+                settings.max_line,
+            ));
+            scan_lines(settings, profile, log, &poll.lines, &mut fresh);
+        }
+        fresh.retain(|(event, _)| !is_copy(&mut self.copies, event));
+        fresh
+    }
+
+    /// Adds new events to the recent ones (dropping those too old to pair with them); returns
+    /// where the new ones start.
+    fn remember(&mut self, new_events: impl Iterator<Item = Event>) -> usize {
+        let new_events: Vec<Event> = new_events.collect();
+        let newest = new_events
+            .iter()
+            .filter_map(Event::epoch_seconds)
+            .fold(f64::MIN, f64::max);
+        self.recent.retain(|event| {
+            event
+                .epoch_seconds()
+                .is_some_and(|t| t >= newest - RECENT_SECONDS)
+        });
+        self.copies
+            .retain(|_, (_, at)| *at >= newest - RECENT_SECONDS);
+        let earlier = self.recent.len();
+        self.recent.extend(new_events);
+        earlier
+    }
+
+    /// Hands on what carrying out or reconciling did, and notes whether auth.json must be
+    /// looked at again: after a failed write (retry, after a pause) or our own write (re-read,
+    /// and check once more that no Hermes process wrote in between).
+    fn finish_remedy(&mut self, outcome: Outcome, events: &mut Vec<WardenEvent>) {
+        if outcome.failed {
+            self.failures += 1;
+            self.retry_at = Some(Instant::now() + backoff(self.failures));
+            self.reconcile_due = true;
+        } else {
+            self.failures = 0;
+            self.retry_at = None;
+        }
+        events.extend(outcome.events);
+        if outcome.wrote {
+            self.reconcile_due = true;
+            self.refresh_snapshot();
+        }
+    }
+
+    /// Reads auth.json again if it changed; returns whether it did.
+    fn refresh_snapshot(&mut self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let path = self.target.auth_json();
+        let stamp = std::fs::metadata(&path)
+            .ok()
+            .map(|m| (m.ino(), m.len(), m.mtime(), m.mtime_nsec()));
+        if stamp == self.auth_stamp {
+            return false;
+        }
+        // Not read again until it changes: one report per broken version.
+        self.auth_stamp = stamp;
+        match snapshot::read(&path) {
+            Ok(snapshot) => {
+                self.snapshot = snapshot;
+                true
+            }
+            Err(error) => {
+                tracing::warn!("keeping the last readable auth.json: {error}");
+                false
+            }
+        }
+    }
+}
+
+/// The result of the action taken for an event's credential, when its rule asked for one.
+fn action_result(
+    actions: &[PlannedAction],
+    event: &Event,
+    credential: Option<&crate::pool::attribute::CredentialRef>,
+) -> Option<ActionResult> {
+    if event.action != Action::MarkDead {
+        return None;
+    }
+    actions
+        .iter()
+        .find(|action| Some(&action.credential) == credential)
+        .map(|action| action.result)
+}
+
+/// What the tailer noticed, as events.
+fn log_events(
+    key: &str,
+    notes: &[TailNote],
+    lines: &[TailedLine],
+    max_line: usize,
+) -> Vec<WardenEvent> {
+    let mut events: Vec<WardenEvent> = notes
+        .iter()
+        .map(|note| WardenEvent::FileChanged {
+            file: key.to_owned(),
+            change: note.clone(),
+        })
+        .collect();
+    if !lines.is_empty() {
+        events.push(WardenEvent::LinesRead {
+            file: key.to_owned(),
+            lines: lines.len() as u64,
+            bytes: lines.iter().map(|line| line.bytes.len() as u64 + 1).sum(),
+        });
+    }
+    let cut = lines.iter().filter(|line| line.cut).count() as u64;
+    if cut > 0 {
+        events.push(WardenEvent::LinesCut {
+            file: key.to_owned(),
+            count: cut,
+            limit: max_line,
+        });
+    }
+    events
+}
+
+/// The pause before the `failures`-th retry: 1 s, 2 s, 4 s, ... up to a minute.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_secs(1 << failures.saturating_sub(1).min(6)).min(Duration::from_secs(60))
+}
+
+/// Runs the rules over new lines, file by file, keeping each file's last record header.
+fn scan_lines(
+    settings: &Settings,
+    profile: Option<&str>,
+    log: &mut WatchedLog,
+    lines: &[TailedLine],
+    fresh: &mut Vec<(Event, Source)>,
+) {
+    for run in lines.chunk_by(|a, b| a.file == b.file) {
+        let file = &run[0].file;
+        let key = (file.device, file.inode);
+        let mut scanner = LogScanner::new(&settings.rules, log.log, settings.max_line)
+            .continuing(log.headers.remove(&key));
+        let mut bytes = Vec::with_capacity(run.iter().map(|line| line.bytes.len() + 1).sum());
+        for line in run {
+            bytes.extend_from_slice(&line.bytes);
+            bytes.push(b'\n');
+        }
+        let mut hits = Vec::new();
+        scanner.feed(&bytes, &mut hits);
+        if let Some(header) = scanner.record_header() {
+            log.headers.insert(key, header.clone());
+        }
+        for hit in hits {
+            let line = &run[(hit.line - 1) as usize];
+            let mut event = Event::from_hit(&hit, profile, &log.key, log.log, &settings.zone);
+            event.line = line.number;
+            fresh.push((event, Source::new(&line.file, line.end)));
+        }
+    }
+}
+
+/// Whether `event` is the second copy of a record (errors.log and agent.log both hold it).
+fn is_copy(copies: &mut HashMap<String, (String, f64)>, event: &Event) -> bool {
+    let key = event.record_id();
+    match copies.get(&key) {
+        Some((file, _)) if *file != event.file => {
+            copies.remove(&key);
+            true
+        }
+        _ => {
+            copies.insert(
+                key,
+                (event.file.clone(), event.epoch_seconds().unwrap_or(0.0)),
+            );
+            false
+        }
+    }
+}
