@@ -20,7 +20,7 @@ use crate::observe::events::{StateFile, WardenEvent};
 use crate::observe::log::log;
 use crate::observe::report;
 use crate::pass::{self, Analysis, Settings, snapshot_in};
-use crate::read::scanner::LogScanner;
+use crate::read::scanner::{Hit, LogScanner, ScanStats};
 use crate::remediate::remedy::{Policy, Remedy};
 use crate::rules::{self, RuleSet, RuleSource};
 use crate::shared::secrets::scrub;
@@ -319,7 +319,7 @@ fn rules_check(rules: &RuleSet) -> Result<(), Failure> {
 }
 
 fn rules_test(rules: &RuleSet, input: &str, log: &str, max_line: usize) -> Result<(), Failure> {
-    let mut reader: Box<dyn Read> = if input == "-" {
+    let reader: Box<dyn Read> = if input == "-" {
         Box::new(std::io::stdin().lock())
     } else {
         Box::new(
@@ -329,60 +329,76 @@ fn rules_test(rules: &RuleSet, input: &str, log: &str, max_line: usize) -> Resul
         )
     };
     let mut scanner = LogScanner::new(rules, log, max_line);
+    let hits = scan_all(&mut scanner, reader)
+        .with_context(|| format!("{input}: cannot read"))
+        .map_err(Failure::runtime)?;
+    let mut out: String = hits.iter().map(describe_hit).collect();
+    out.push_str(&rules_test_summary(rules, &hits, scanner.stats(), max_line));
+    print(&out)
+}
+
+/// Every hit in what `reader` gives.
+fn scan_all<'r>(
+    scanner: &mut LogScanner<'r>,
+    mut reader: impl Read,
+) -> std::io::Result<Vec<Hit<'r>>> {
     let mut hits = Vec::new();
     let mut buffer = vec![0; 1 << 20];
     loop {
-        let read = reader
-            .read(&mut buffer)
-            .with_context(|| format!("{input}: cannot read"))
-            .map_err(Failure::runtime)?;
+        let read = reader.read(&mut buffer)?;
         if read == 0 {
             break;
         }
         scanner.feed(&buffer[..read], &mut hits);
     }
     scanner.finish(&mut hits);
-    let mut out = String::new();
-    let mut matched_lines = std::collections::BTreeSet::new();
-    for hit in &hits {
-        matched_lines.insert(hit.line);
-        let fields = &hit.matched.fields;
-        let captures: Vec<String> = fields
-            .captures
-            .iter()
-            .map(|(name, value)| format!("{name}={}", scrub(&shorten(value))))
-            .collect();
-        let rule = hit.matched.rule;
-        out.push_str(&format!(
-            "line {}: {} -> {} (action {}, severity {})\n    status={} reason={} captures: {}\n",
-            hit.line,
-            rule.id,
-            rule.kind.as_str(),
-            match rule.action {
-                rules::Action::MarkDead => "mark_dead",
-                rules::Action::None => "none",
-            },
-            format!("{:?}", rule.severity).to_lowercase(),
-            fields.status.map_or("-".into(), |s| s.to_string()),
-            fields
-                .reason
-                .as_deref()
-                .map_or("-".into(), |r| scrub(r).into_owned()),
-            if captures.is_empty() {
-                "-".into()
-            } else {
-                captures.join(" ")
-            },
-        ));
-    }
-    let stats = scanner.stats();
-    out.push_str(&format!(
+    Ok(hits)
+}
+
+/// What one rule found on one line, with its captures (scrubbed, then shortened).
+fn describe_hit(hit: &Hit<'_>) -> String {
+    let fields = &hit.matched.fields;
+    let captures: Vec<String> = fields
+        .captures
+        .iter()
+        .map(|(name, value)| format!("{name}={}", shorten(&scrub(value))))
+        .collect();
+    let rule = hit.matched.rule;
+    format!(
+        "line {}: {} -> {} (action {}, severity {})\n    status={} reason={} captures: {}\n",
+        hit.line,
+        rule.id,
+        rule.kind.as_str(),
+        rule.action.as_str(),
+        format!("{:?}", rule.severity).to_lowercase(),
+        fields.status.map_or("-".into(), |s| s.to_string()),
+        fields
+            .reason
+            .as_deref()
+            .map_or("-".into(), |r| scrub(r).into_owned()),
+        if captures.is_empty() {
+            "-".into()
+        } else {
+            captures.join(" ")
+        },
+    )
+}
+
+/// Lines matched and missed, and how often each rule matched (like fail2ban-regex).
+fn rules_test_summary(
+    rules: &RuleSet,
+    hits: &[Hit<'_>],
+    stats: ScanStats,
+    max_line: usize,
+) -> String {
+    let matched_lines: std::collections::BTreeSet<u64> = hits.iter().map(|hit| hit.line).collect();
+    let mut out = format!(
         "\nLines: {} lines, {} matched, {} not matched ({} candidate lines held a rule's literal)\n",
         stats.lines,
         matched_lines.len(),
         stats.lines - matched_lines.len() as u64,
         stats.candidate_lines,
-    ));
+    );
     if stats.cut_lines > 0 {
         out.push_str(&format!(
             "       {} lines longer than {max_line} bytes were cut\n",
@@ -397,7 +413,7 @@ fn rules_test(rules: &RuleSet, input: &str, log: &str, max_line: usize) -> Resul
             .count();
         out.push_str(&format!("  {count:>7}  {}\n", rule.id));
     }
-    print(&out)
+    out
 }
 
 fn shorten(text: &str) -> String {

@@ -482,3 +482,33 @@ fn watch_without_arguments_uses_hermes_home_from_the_environment() {
     );
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+#[test]
+fn sighup_reloads_the_whole_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let errors = dir.path().join("logs/errors.log");
+    append(&errors, &failure_line(1));
+    let mut daemon = Daemon::start(dir.path(), &[]);
+    daemon.wait_for_audit(1);
+    std::fs::write(dir.path().join("warden.toml"), "max_line_bytes = 1024\n").unwrap();
+    daemon.signal("HUP");
+    let home = dir.path().to_owned();
+    daemon.wait_until(|| {
+        audit(&home)
+            .iter()
+            .any(|r| r["type"] == "reload" && r["refused"].is_null())
+            .then_some(())
+            .ok_or("the reload recorded".to_owned())
+    });
+    // A line over the new limit (and far below the default 1 MiB) is cut, and still found.
+    let long = failure_line(2).replace("(record 2)", &format!("(record 2) {}", "x".repeat(3000)));
+    append(&errors, &long);
+    let records = daemon.wait_for_audit(3);
+    let (code, stderr) = daemon.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(records.iter().any(|r| r["session"] == "s2"), "{records:?}");
+    assert!(
+        stderr.contains("lines longer than 1024 bytes were cut"),
+        "the new line limit is in force: {stderr}"
+    );
+}

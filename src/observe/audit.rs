@@ -61,6 +61,7 @@ pub enum AuditRecord {
     AuthWrite(AuthWriteRecord),
     Revive(ReviveRecord),
     StateFile(StateFileRecord),
+    Reload(ReloadRecord),
 }
 
 /// A finding (the only record without a `type`).
@@ -137,6 +138,14 @@ pub struct StateFileRecord {
     pub rebuilt: String,
 }
 
+/// `"type": "reload"`: SIGHUP; the rules and configuration in force from here on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReloadRecord {
+    pub recorded_at: String,
+    /// Why the new ones were refused (the old ones stay); `null` when they were taken.
+    pub refused: Option<String>,
+}
+
 impl AuditRecord {
     /// The record of `event`, for the events the audit log keeps.
     pub fn of(event: &WardenEvent, now: Timestamp) -> Option<AuditRecord> {
@@ -179,6 +188,10 @@ impl AuditRecord {
                 moved_to: moved_to.as_ref().map(|p| p.display().to_string()),
                 rebuilt: rebuilt.clone(),
             }),
+            WardenEvent::Reload { refused } => AuditRecord::Reload(ReloadRecord {
+                recorded_at,
+                refused: refused.clone(),
+            }),
             _ => return None,
         })
     }
@@ -191,6 +204,7 @@ impl AuditRecord {
             AuditRecord::AuthWrite(_) => Some("auth_write"),
             AuditRecord::Revive(_) => Some("revive"),
             AuditRecord::StateFile(_) => Some("state_file"),
+            AuditRecord::Reload(_) => Some("reload"),
         }
     }
 
@@ -202,6 +216,7 @@ impl AuditRecord {
             AuditRecord::AuthWrite(record) => serde_json::to_value(record)?,
             AuditRecord::Revive(record) => serde_json::to_value(record)?,
             AuditRecord::StateFile(record) => serde_json::to_value(record)?,
+            AuditRecord::Reload(record) => serde_json::to_value(record)?,
         };
         let Value::Object(fields) = fields else {
             unreachable!("records are structs");
@@ -229,6 +244,7 @@ impl AuditRecord {
             Some(Some("auth_write")) => typed(value).map(AuditRecord::AuthWrite),
             Some(Some("revive")) => typed(value).map(AuditRecord::Revive),
             Some(Some("state_file")) => typed(value).map(AuditRecord::StateFile),
+            Some(Some("reload")) => typed(value).map(AuditRecord::Reload),
             Some(_) => None,
         }
     }

@@ -16,7 +16,7 @@ use crate::pool::compaction::{self, CompactionRisk};
 use crate::pool::decide::ActionResult;
 use crate::pool::snapshot::PoolEntry;
 use crate::remediate::ledger::Ledger;
-use crate::rules::FindingKind;
+use crate::rules::{Action, FindingKind};
 use crate::shared::secrets::scrub;
 
 #[derive(Debug, Serialize)]
@@ -59,7 +59,7 @@ pub struct ActionRow {
     pub provider: String,
     pub credential_id: String,
     pub label: Option<String>,
-    pub action: &'static str,
+    pub action: Action,
     pub rule: String,
     pub reason: Option<String>,
     pub result: ActionResult,
@@ -84,11 +84,31 @@ pub struct CredentialRow {
     pub warden: Option<WardenNote>,
 }
 
+/// What the warden did to a credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WardenAction {
+    /// The mark is in auth.json.
+    KeptDead,
+    /// The mark is in the ledger, not written yet.
+    Pending,
+    Revived,
+}
+
+impl WardenAction {
+    fn as_str(self) -> &'static str {
+        match self {
+            WardenAction::KeptDead => "kept_dead",
+            WardenAction::Pending => "pending",
+            WardenAction::Revived => "revived",
+        }
+    }
+}
+
 /// The ledger's word on a credential.
 #[derive(Debug, Serialize)]
 pub struct WardenNote {
-    /// `kept_dead` (the mark is in auth.json), `pending` (not written yet), `revived`.
-    pub action: &'static str,
+    pub action: WardenAction,
     pub since: String,
     #[serde(skip_serializing_if = "is_zero_u64")]
     pub reverts: u64,
@@ -109,12 +129,12 @@ impl WardenNote {
             let mark = &ledger.marks[index];
             return Some(match &mark.applied_at {
                 Some(at) => WardenNote {
-                    action: "kept_dead",
+                    action: WardenAction::KeptDead,
                     since: at.clone(),
                     reverts: mark.reverts,
                 },
                 None => WardenNote {
-                    action: "pending",
+                    action: WardenAction::Pending,
                     since: mark.recorded_at.clone(),
                     reverts: mark.reverts,
                 },
@@ -129,7 +149,7 @@ impl WardenNote {
                     && r.credential_id == entry.id
             })
             .map(|revival| WardenNote {
-                action: "revived",
+                action: WardenAction::Revived,
                 since: revival.revived_at.clone(),
                 reverts: 0,
             })
@@ -137,8 +157,8 @@ impl WardenNote {
 
     fn describe(&self) -> String {
         match self.reverts {
-            0 => format!("{} {}", self.action, self.since),
-            n => format!("{} {} ({n} reverts)", self.action, self.since),
+            0 => format!("{} {}", self.action.as_str(), self.since),
+            n => format!("{} {} ({n} reverts)", self.action.as_str(), self.since),
         }
     }
 }
@@ -173,6 +193,36 @@ fn is_zero(count: &usize) -> bool {
 
 pub fn build(settings: &Settings, analysis: &Analysis) -> Report {
     let zone = &settings.zone;
+    let events = event_rows(analysis, zone);
+    let actions = action_rows(analysis);
+    let (credentials, compaction) = pool_rows(settings, analysis);
+    let summary = summarise(&events, &actions, &compaction);
+    Report {
+        hermes_home: settings.root.display().to_string(),
+        generated_at: format_time(settings.now, zone),
+        hermes_version: settings.hermes_version.map(|v| v.to_string()),
+        warden_version: env!("CARGO_PKG_VERSION"),
+        events,
+        actions,
+        credentials,
+        compaction,
+        files: analysis
+            .files
+            .iter()
+            .map(|f| FileRow {
+                profile: f.profile.clone(),
+                file: f.file.clone(),
+                lines: f.stats.lines,
+                bytes: f.stats.bytes,
+                cut_lines: f.stats.cut_lines,
+            })
+            .collect(),
+        summary,
+    }
+}
+
+/// Every event with its attribution, ordered by profile, time, file and line.
+fn event_rows(analysis: &Analysis, zone: &TimeZone) -> Vec<EventRow> {
     let mut events: Vec<(Option<f64>, EventRow)> = analysis
         .events
         .iter()
@@ -214,8 +264,11 @@ pub fn build(settings: &Settings, analysis: &Analysis) -> Report {
             .partial_cmp(&(&b.profile, b_time.unwrap_or(f64::MIN), &b.file, b.line))
             .unwrap_or(std::cmp::Ordering::Equal)
     });
-    let events: Vec<EventRow> = events.into_iter().map(|(_, row)| row).collect();
-    let actions: Vec<ActionRow> = analysis
+    events.into_iter().map(|(_, row)| row).collect()
+}
+
+fn action_rows(analysis: &Analysis) -> Vec<ActionRow> {
+    analysis
         .actions
         .iter()
         .map(|action| {
@@ -229,25 +282,32 @@ pub fn build(settings: &Settings, analysis: &Analysis) -> Report {
                     .label
                     .as_deref()
                     .map(|l| scrub(l).into_owned()),
-                action: "mark_dead",
+                action: Action::MarkDead,
                 rule: action.rule.clone(),
                 reason: action.reason.as_deref().map(|r| scrub(r).into_owned()),
                 result: action.result,
                 evidence: format!("{}:{}", event.file, event.line),
             }
         })
-        .collect();
+        .collect()
+}
+
+/// Every credential of every pool as Hermes sees it now, and each home's compaction risk.
+fn pool_rows(
+    settings: &Settings,
+    analysis: &Analysis,
+) -> (Vec<CredentialRow>, Vec<CompactionRisk>) {
     let now = settings.now_seconds();
     let semantics = settings.semantics();
     let mut credentials = Vec::new();
     let mut compaction = Vec::new();
     for home in &analysis.homes {
-        let profile = home.target.profile.clone();
+        let profile = home.target.profile.as_deref();
         for pool in &home.snapshot.pools {
             for entry in &pool.entries {
                 let state = semantics.availability(entry, now);
                 credentials.push(CredentialRow {
-                    profile: profile.clone(),
+                    profile: profile.map(str::to_owned),
                     provider: pool.provider.clone(),
                     id: entry.id.clone(),
                     label: entry.label.as_deref().map(|l| scrub(l).into_owned()),
@@ -257,21 +317,16 @@ pub fn build(settings: &Settings, analysis: &Analysis) -> Report {
                     since: state
                         .since
                         .and_then(|at| Timestamp::from_millisecond((at * 1000.0) as i64).ok())
-                        .map(|t| format_time(t, zone)),
+                        .map(|t| format_time(t, &settings.zone)),
                     available_in_seconds: state.available_in_seconds.map(|s| s.ceil() as u64),
                     fingerprint: entry.fingerprint.clone(),
-                    warden: WardenNote::of(
-                        &analysis.ledger,
-                        profile.as_deref(),
-                        &pool.provider,
-                        entry,
-                    ),
+                    warden: WardenNote::of(&analysis.ledger, profile, &pool.provider, entry),
                 });
             }
         }
         if let Some(provider) = &home.compression_provider {
             compaction.push(compaction::risk(
-                profile.as_deref(),
+                profile,
                 provider,
                 &home.snapshot,
                 semantics,
@@ -279,8 +334,13 @@ pub fn build(settings: &Settings, analysis: &Analysis) -> Report {
             ));
         }
     }
+    (credentials, compaction)
+}
+
+fn summarise(events: &[EventRow], actions: &[ActionRow], compaction: &[CompactionRisk]) -> Summary {
     let failures = || events.iter().filter(|e| e.kind.is_credential_failure());
-    let summary = Summary {
+    let results = |result| actions.iter().filter(|a| a.result == result).count();
+    Summary {
         events: events.len(),
         credential_failures: failures().count(),
         unattributed_failures: failures()
@@ -290,45 +350,11 @@ pub fn build(settings: &Settings, analysis: &Analysis) -> Report {
             .iter()
             .filter(|e| e.kind == FindingKind::CompactionFailure)
             .count(),
-        would_apply: actions
-            .iter()
-            .filter(|a| a.result == ActionResult::WouldApply)
-            .count(),
-        already_dead: actions
-            .iter()
-            .filter(|a| a.result == ActionResult::AlreadyDead)
-            .count(),
-        applied: actions
-            .iter()
-            .filter(|a| a.result == ActionResult::Applied)
-            .count(),
-        failed: actions
-            .iter()
-            .filter(|a| a.result == ActionResult::Failed)
-            .count(),
+        would_apply: results(ActionResult::WouldApply),
+        already_dead: results(ActionResult::AlreadyDead),
+        applied: results(ActionResult::Applied),
+        failed: results(ActionResult::Failed),
         compaction_at_risk: compaction.iter().filter(|c| c.at_risk).count(),
-    };
-    Report {
-        hermes_home: settings.root.display().to_string(),
-        generated_at: format_time(settings.now, zone),
-        hermes_version: settings.hermes_version.map(|v| v.to_string()),
-        warden_version: env!("CARGO_PKG_VERSION"),
-        events,
-        actions,
-        credentials,
-        compaction,
-        files: analysis
-            .files
-            .iter()
-            .map(|f| FileRow {
-                profile: f.profile.clone(),
-                file: f.file.clone(),
-                lines: f.stats.lines,
-                bytes: f.stats.bytes,
-                cut_lines: f.stats.cut_lines,
-            })
-            .collect(),
-        summary,
     }
 }
 
@@ -376,76 +402,90 @@ struct Section {
 fn sections(report: &Report, include_logs: bool) -> Vec<Section> {
     let mut sections = Vec::new();
     if include_logs {
-        sections.push(Section {
-            title: "Events",
-            headers: vec![
-                "TIME",
-                "PROFILE",
-                "FILE:LINE",
-                "RULE",
-                "PROVIDER",
-                "STATUS",
-                "REASON",
-                "CREDENTIAL",
-                "ATTRIBUTION",
-            ],
-            rows: report
-                .events
-                .iter()
-                .map(|e| {
-                    vec![
-                        or_dash(e.timestamp.as_deref()),
-                        profile_name(&e.profile),
-                        format!("{}:{}", e.file, e.line),
-                        e.rule.clone(),
-                        or_dash(e.provider.as_deref()),
-                        e.status.map_or("-".into(), |s| s.to_string()),
-                        or_dash(e.reason.as_deref()),
-                        credential_name(&e.credential),
-                        match (&e.named_by, &e.unattributed_because) {
-                            (Some(via), _) => {
-                                format!("{} via {via}", e.attribution.as_str())
-                            }
-                            (_, Some(why)) => format!("{}: {why}", e.attribution.as_str()),
-                            _ => e.attribution.as_str().into(),
-                        },
-                    ]
-                })
-                .collect(),
-        });
-        sections.push(Section {
-            title: "Actions",
-            headers: vec![
-                "PROFILE",
-                "CREDENTIAL",
-                "ACTION",
-                "RULE",
-                "REASON",
-                "RESULT",
-                "EVIDENCE",
-            ],
-            rows: report
-                .actions
-                .iter()
-                .map(|a| {
-                    vec![
-                        profile_name(&a.profile),
-                        credential_name(&Some(CredentialRef {
-                            provider: a.provider.clone(),
-                            id: a.credential_id.clone(),
-                            label: a.label.clone(),
-                        })),
-                        a.action.into(),
-                        a.rule.clone(),
-                        or_dash(a.reason.as_deref()),
-                        result_name(a.result).into(),
-                        a.evidence.clone(),
-                    ]
-                })
-                .collect(),
-        });
+        sections.push(events_section(report));
+        sections.push(actions_section(report));
     }
-    sections.push(Section {
+    sections.push(credentials_section(report));
+    sections.push(compaction_section(report));
+    sections
+}
+
+fn events_section(report: &Report) -> Section {
+    Section {
+        title: "Events",
+        headers: vec![
+            "TIME",
+            "PROFILE",
+            "FILE:LINE",
+            "RULE",
+            "PROVIDER",
+            "STATUS",
+            "REASON",
+            "CREDENTIAL",
+            "ATTRIBUTION",
+        ],
+        rows: report
+            .events
+            .iter()
+            .map(|e| {
+                vec![
+                    or_dash(e.timestamp.as_deref()),
+                    profile_name(&e.profile),
+                    format!("{}:{}", e.file, e.line),
+                    e.rule.clone(),
+                    or_dash(e.provider.as_deref()),
+                    e.status.map_or("-".into(), |s| s.to_string()),
+                    or_dash(e.reason.as_deref()),
+                    credential_name(&e.credential),
+                    match (&e.named_by, &e.unattributed_because) {
+                        (Some(via), _) => {
+                            format!("{} via {via}", e.attribution.as_str())
+                        }
+                        (_, Some(why)) => format!("{}: {why}", e.attribution.as_str()),
+                        _ => e.attribution.as_str().into(),
+                    },
+                ]
+            })
+            .collect(),
+    }
+}
+
+fn actions_section(report: &Report) -> Section {
+    Section {
+        title: "Actions",
+        headers: vec![
+            "PROFILE",
+            "CREDENTIAL",
+            "ACTION",
+            "RULE",
+            "REASON",
+            "RESULT",
+            "EVIDENCE",
+        ],
+        rows: report
+            .actions
+            .iter()
+            .map(|a| {
+                vec![
+                    profile_name(&a.profile),
+                    credential_name(&Some(CredentialRef {
+                        provider: a.provider.clone(),
+                        id: a.credential_id.clone(),
+                        label: a.label.clone(),
+                    })),
+                    a.action.as_str().into(),
+                    a.rule.clone(),
+                    or_dash(a.reason.as_deref()),
+                    result_name(a.result).into(),
+                    a.evidence.clone(),
+                ]
+            })
+            .collect(),
+    }
+}
+
+fn credentials_section(report: &Report) -> Section {
+    Section {
         title: "Credentials",
         headers: vec![
             "PROFILE",
@@ -477,8 +517,11 @@ fn sections(report: &Report, include_logs: bool) -> Vec<Section> {
                 ]
             })
             .collect(),
-    });
-    sections.push(Section {
+    }
+}
+
+fn compaction_section(report: &Report) -> Section {
+    Section {
         title: "Compaction",
         headers: vec!["PROFILE", "PROVIDER", "USABLE CREDENTIALS", "AT RISK"],
         rows: report
@@ -493,8 +536,7 @@ fn sections(report: &Report, include_logs: bool) -> Vec<Section> {
                 ]
             })
             .collect(),
-    });
-    sections
+    }
 }
 
 fn result_name(result: ActionResult) -> &'static str {

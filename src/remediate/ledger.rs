@@ -462,4 +462,98 @@ mod tests {
         assert!(fixes(vec![entry("b0b000", "sha256:bbbb", None)], None).is_empty());
         assert!(fixes(vec![entry("a11ce0", "sha256:aaaa", None)], Some("work")).is_empty());
     }
+
+    fn mark_record(change: ChangeKind, id: &str, fingerprint: &str, at: &str) -> AuditRecord {
+        AuditRecord::Mark(MarkRecord {
+            recorded_at: at.into(),
+            change,
+            profile: None,
+            provider: "openai-codex".into(),
+            credential_id: id.into(),
+            fingerprint: Some(fingerprint.into()),
+            label: None,
+            reason: None,
+            evidence: None,
+            already_dead: false,
+        })
+    }
+
+    #[test]
+    fn the_ledger_is_rebuilt_from_its_journal_in_the_audit_log() {
+        let recorded = |id: &str, fingerprint: &str, at: &str| {
+            let AuditRecord::Mark(mark) = mark_record(ChangeKind::Recorded, id, fingerprint, at)
+            else {
+                unreachable!()
+            };
+            AuditRecord::Mark(MarkRecord {
+                label: Some("alice".into()),
+                reason: Some("token_revoked".into()),
+                evidence: Some(ledger().marks[0].evidence.clone()),
+                ..mark
+            })
+        };
+        let journal = [
+            recorded("a11ce0", "sha256:aaaa", "2026-11-29T00:00:00Z"),
+            mark_record(
+                ChangeKind::Applied,
+                "a11ce0",
+                "sha256:aaaa",
+                "2026-11-29T00:00:01Z",
+            ),
+            // A Hermes process re-seeded the token under a new id; marked again.
+            mark_record(
+                ChangeKind::Reverted,
+                "c0ffee",
+                "sha256:aaaa",
+                "2026-11-29T00:00:02Z",
+            ),
+            recorded("b0b000", "sha256:bbbb", "2026-11-29T00:00:03Z"),
+            mark_record(
+                ChangeKind::Revived,
+                "b0b000",
+                "sha256:bbbb",
+                "2026-11-29T00:00:04Z",
+            ),
+            // From an audit log older than `recorded` records: a mark seen only applied.
+            mark_record(
+                ChangeKind::Applied,
+                "d00d00",
+                "sha256:dddd",
+                "2026-11-29T00:00:05Z",
+            ),
+            AuditRecord::Revive(crate::observe::audit::ReviveRecord {
+                recorded_at: "2026-11-29T00:00:06Z".into(),
+                profile: None,
+                provider: "openai-codex".into(),
+                credential_id: "d00d00".into(),
+                label: None,
+            }),
+        ];
+        let mut rebuild = Rebuild::default();
+        journal.iter().for_each(|record| rebuild.replay(record));
+        let ledger_now = rebuild.ledger;
+        let [alice] = ledger_now.marks.as_slice() else {
+            panic!("one mark left: {:?}", ledger_now.marks);
+        };
+        assert_eq!(
+            alice,
+            &DeadMark {
+                credential_id: "c0ffee".into(),
+                recorded_at: "2026-11-29T00:00:00Z".into(),
+                applied_at: Some("2026-11-29T00:00:01Z".into()),
+                reverts: 1,
+                ..ledger().marks[0].clone()
+            }
+        );
+        let revivals: Vec<(&str, RevivedBy)> = ledger_now
+            .revived
+            .iter()
+            .map(|r| (r.credential_id.as_str(), r.how))
+            .collect();
+        assert_eq!(
+            revivals,
+            [("b0b000", RevivedBy::Reauth), ("d00d00", RevivedBy::Revive)]
+        );
+        assert_eq!(ledger_now.version, 1);
+    }
 }
