@@ -133,6 +133,29 @@ impl<'r> LogScanner<'r> {
         }
     }
 
+    /// Scans lines that are already split, each given without its `\n` (and holding none),
+    /// exactly as [`feed`](Self::feed) would scan them joined, each followed by `\n`: the same
+    /// hits, stats and state afterwards, without making the joined copy. Meant for a scanner with
+    /// no carried partial line; if there is one (an earlier `feed` ended mid-line), the first
+    /// line completes it, as in `feed`.
+    pub fn feed_lines<'l>(
+        &mut self,
+        lines: impl IntoIterator<Item = &'l [u8]>,
+        hits: &mut Vec<Hit<'r>>,
+    ) {
+        let lines: Vec<&[u8]> = lines.into_iter().collect();
+        self.stats.bytes += lines.iter().map(|line| line.len() as u64 + 1).sum::<u64>();
+        let mut rest = &lines[..];
+        if let Some((first, others)) = rest.split_first()
+            && (!self.carry.is_empty() || self.carry_cut)
+        {
+            self.extend_carry(first);
+            self.flush_carry(hits);
+            rest = others;
+        }
+        self.scan_lines(rest, hits);
+    }
+
     /// Scans the unterminated last line, if any, as a complete line (end of a file read once).
     pub fn finish(&mut self, hits: &mut Vec<Hit<'r>>) {
         if !self.carry.is_empty() || self.carry_cut {
@@ -171,8 +194,8 @@ impl<'r> LogScanner<'r> {
             let end = at + memchr::memchr(b'\n', &block[at..]).expect("blocks end in a newline");
             lines_before += count_newlines(&block[counted_to..start]);
             counted_to = start;
-            self.stats.candidate_lines += 1;
-            self.match_line(block, start, end, lines_before + 1, hits);
+            let above = lines_back(block, start);
+            self.scan_candidate(&block[start..end], lines_before + 1, above, hits);
             from = end + 1;
             if from >= block.len() {
                 break;
@@ -180,21 +203,46 @@ impl<'r> LogScanner<'r> {
         }
         self.stats.lines = lines_before + count_newlines(&block[counted_to..]);
         self.stats.cut_lines += self.count_long_lines(block);
-        if let Some(header) = header_before(block, block.len(), None) {
+        self.end_block(lines_back(block, block.len()));
+    }
+
+    /// Scans complete lines given without their newlines, as `scan_block` scans their join.
+    /// (Only a prefilter literal holding a `\n`, which no rule can match in one line, differs:
+    /// it is looked for within lines, so it can change `candidate_lines`, never the hits.)
+    fn scan_lines(&mut self, lines: &[&[u8]], hits: &mut Vec<Hit<'r>>) {
+        let lines_before = self.stats.lines;
+        for (index, line) in lines.iter().enumerate() {
+            if self.rules.prefilter().is_match(*line) {
+                let above = lines[..index].iter().rev().copied();
+                self.scan_candidate(line, lines_before + index as u64 + 1, above, hits);
+            }
+        }
+        self.stats.lines = lines_before + lines.len() as u64;
+        self.stats.cut_lines += lines
+            .iter()
+            .filter(|line| line.len() > self.max_line)
+            .count() as u64;
+        self.end_block(lines.iter().rev().copied());
+    }
+
+    /// Remembers the header of the last record of a scanned block, given its lines last first.
+    fn end_block<'b>(&mut self, lines_last_first: impl Iterator<Item = &'b [u8]>) {
+        if let Some(header) = header_before(lines_last_first, None) {
             self.last_header = header;
         }
     }
 
-    fn match_line(
-        &self,
-        block: &[u8],
-        start: usize,
-        end: usize,
+    /// Runs the rules over one candidate line (without its newline, not yet cut), numbered
+    /// `number`; `above` are the lines of the same block before it, nearest first.
+    fn scan_candidate<'b>(
+        &mut self,
+        line: &[u8],
         number: u64,
+        above: impl Iterator<Item = &'b [u8]>,
         hits: &mut Vec<Hit<'r>>,
     ) {
-        let mut line = &block[start..end];
-        line = &line[..line.len().min(self.max_line)];
+        self.stats.candidate_lines += 1;
+        let mut line = &line[..line.len().min(self.max_line)];
         if let Some(stripped) = line.strip_suffix(b"\r") {
             line = stripped;
         }
@@ -206,7 +254,7 @@ impl<'r> LogScanner<'r> {
         // A traceback line belongs to the record above it.
         let record_header = match own_header {
             Some(_) => None,
-            None => header_before(block, start, Some(self.max_line))
+            None => header_before(above, Some(self.max_line))
                 .unwrap_or_else(|| self.last_header.clone()),
         };
         let level = own_header
@@ -255,26 +303,30 @@ impl<'r> LogScanner<'r> {
     }
 }
 
-/// The header of the record that line `before` (an offset at a line start or the block end)
-/// belongs to: `Some(Some(h))` found, `Some(None)` gave up, `None` reached the block start.
-fn header_before(
-    block: &[u8],
-    before: usize,
+/// The lines of `block` before offset `end` (a line start or the block end), nearest first,
+/// each without its newline.
+fn lines_back(block: &[u8], mut end: usize) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let line_end = end.checked_sub(1)?; // the newline ending the previous line
+        let start = memchr::memrchr(b'\n', &block[..line_end]).map_or(0, |i| i + 1);
+        end = start;
+        Some(&block[start..line_end])
+    })
+}
+
+/// The header of the record that the line after `above` (the lines before it, nearest first)
+/// belongs to, reading each line cut to `max_line`: `Some(Some(h))` found, `Some(None)` gave up
+/// after `MAX_RECORD_LINES` lines, `None` ran out of lines.
+fn header_before<'b>(
+    mut above: impl Iterator<Item = &'b [u8]>,
     max_line: Option<usize>,
 ) -> Option<Option<RecordHeader>> {
-    let mut end = before;
     for _ in 0..MAX_RECORD_LINES {
-        if end == 0 {
-            return None;
-        }
-        let line_end = end - 1; // the newline ending the previous line
-        let start = memchr::memrchr(b'\n', &block[..line_end]).map_or(0, |i| i + 1);
-        let line = &block[start..line_end];
+        let line = above.next()?;
         let line = &line[..line.len().min(max_line.unwrap_or(usize::MAX))];
         if let Some(header) = parse_header(line) {
             return Some(Some(RecordHeader::from(&header)));
         }
-        end = start;
     }
     Some(None)
 }
@@ -414,6 +466,174 @@ openai.AuthenticationError: Error code: 401 - {'error': {'code': 'token_revoked'
         assert_eq!(stats.lines, 2);
     }
 
+    /// Realistic Hermes log lines, without newlines: records with and without session tags,
+    /// a traceback, CRLF, an empty line, invalid UTF-8 and binary.
+    fn hermes_lines() -> Vec<Vec<u8>> {
+        let mut lines: Vec<Vec<u8>> = [
+            "2026-05-26 10:27:13,480 WARNING [20260526_102233_a1b2c3] agent.credential_pool: credential pool: marking alice@example.com DEAD (status=401, reason=token_invalidated) — permanently failed, will NOT re-enter rotation until re-auth",
+            "2026-05-26 10:27:13,480 INFO agent.credential_pool: credential pool: marking alice@example.com exhausted (status=401), rotating",
+            "2026-05-26 10:27:13,481 INFO agent.credential_pool: credential pool: rotated to bob@example.com",
+            "2026-05-26 10:27:13,482 WARNING [20260526_102233_a1b2c3] agent.context_compressor: Failed to generate context summary: Error code: 401 - {'error': {'message': 'Your authentication token has been invalidated. Please try signing in again.', 'type': 'invalid_request_error', 'code': 'token_invalidated', 'param': None}, 'status': 401}. Further summary attempts paused for 60 seconds.",
+            "2026-05-26 10:27:13,482 WARNING agent.context_compressor: Failed to generate context summary: Request timed out.. Further summary attempts paused for 60 seconds.",
+            "2026-05-26 10:27:14,001 ERROR [20260526_102233_a1b2c3] agent.conversation_loop: API call failed",
+            "Traceback (most recent call last):",
+            "  File \"/usr/lib/python3/site-packages/openai/_base_client.py\", line 1047, in request",
+            "    raise self._make_status_error_from_response(err.response) from None",
+            "openai.AuthenticationError: Error code: 401 - {'error': {'message': 'Your authentication token has been invalidated. Please try signing in again.', 'type': 'invalid_request_error', 'code': 'token_invalidated', 'param': None}, 'status': 401}",
+            "2026-05-26 10:27:14,001 ERROR agent.conversation_loop: Non-retryable client error: Error code: 401 - {'error': {'message': 'Token has been revoked', 'type': 'invalid_request_error', 'code': 'token_revoked', 'param': None}, 'status': 401}",
+            "2026-05-26 10:27:13,100 WARNING agent.conversation_loop: API call failed (attempt 1/3) error_type=RateLimitError thread=MainThread provider=openai-codex base_url=https://chatgpt.com/backend-api/codex model=gpt-5.1-codex summary=HTTP 429: The usage limit has been reached",
+            "2026-05-26 10:27:13,482 INFO agent.credential_pool: credential pool: no available entries (all exhausted or empty)\r",
+            "",
+        ]
+        .map(|line| line.as_bytes().to_vec())
+        .to_vec();
+        lines.push(
+            b"2026-05-26 10:00:01,002 WARNING root: Failed to generate context summary: \xff\xfe"
+                .to_vec(),
+        );
+        lines.push(b"openai.AuthenticationError: Error code: 401 - \xc3\x28 {}".to_vec());
+        lines.push(b"\x00\x01binary\r".to_vec());
+        lines
+    }
+
+    /// Lines longer than a small `max_line`: a matching record, a matching traceback line, a
+    /// header whose session tag only closes past the limit (a header uncut, not cut), and lines
+    /// exactly at the limits used.
+    fn long_lines() -> Vec<Vec<u8>> {
+        let filler = "x".repeat(300);
+        [
+            format!("2026-05-26 10:27:13,482 WARNING [s1] agent.context_compressor: Failed to generate context summary: Error code: 401 - {filler}"),
+            format!("openai.AuthenticationError: Error code: 401 - {filler}"),
+            format!("2026-05-26 10:27:14,001 ERROR [{filler}] agent.conversation_loop: API call failed"),
+            "openai.AuthenticationError: Error code: 401 - {'error': {'code': 'token_revoked'}}".to_owned(),
+            format!("{filler}Failed to generate context summary: Error code: 401"),
+            // Exactly as long as the limits the tests use: not cut.
+            "z".repeat(40),
+            "z".repeat(200),
+        ]
+        .map(String::into_bytes)
+        .to_vec()
+    }
+
+    /// Everything a scan has produced and left: all hits (every field), stats and the header.
+    fn outcome(scanner: &LogScanner, hits: &[Hit]) -> String {
+        format!(
+            "{hits:#?}\n{:?}\n{:?}",
+            scanner.stats(),
+            scanner.record_header()
+        )
+    }
+
+    /// Scans `lines` after `before` once with `feed` over their join and once with
+    /// `feed_lines`, then the same tail with `feed`, and asserts both outcomes are identical
+    /// after the lines and at the end. Returns the number of hits.
+    fn assert_same(
+        rules: &RuleSet,
+        file: &str,
+        lines: &[&[u8]],
+        before: &[u8],
+        header: Option<&RecordHeader>,
+        max_line: usize,
+    ) -> usize {
+        let run = |split: bool| {
+            let mut scanner = LogScanner::new(rules, file, max_line).continuing(header.cloned());
+            let mut hits = Vec::new();
+            scanner.feed(before, &mut hits);
+            if split {
+                scanner.feed_lines(lines.iter().copied(), &mut hits);
+            } else {
+                scanner.feed(&joined(lines), &mut hits);
+            }
+            let after_lines = outcome(&scanner, &hits);
+            scanner.feed(
+                b"openai.AuthenticationError: Error code: 401 - {'error': {'code': 'token_revoked'}}\nFailed to generate context summary: ",
+                &mut hits,
+            );
+            scanner.finish(&mut hits);
+            (after_lines, outcome(&scanner, &hits), hits.len())
+        };
+        let (joined, split) = (run(false), run(true));
+        assert_eq!(joined.0, split.0, "after the lines: {before:?} {max_line}");
+        assert_eq!(joined.1, split.1, "at the end: {before:?} {max_line}");
+        joined.2
+    }
+
+    /// The lines as one buffer, each followed by `\n`, as the daemon used to join them.
+    fn joined(lines: &[&[u8]]) -> Vec<u8> {
+        lines
+            .iter()
+            .flat_map(|line| [*line, b"\n"])
+            .flatten()
+            .copied()
+            .collect()
+    }
+
+    /// What may come before the lines: nothing, complete lines, a partial line, a partial line
+    /// already longer than the limit.
+    fn befores() -> Vec<Vec<u8>> {
+        vec![
+            Vec::new(),
+            b"2026-05-26 09:00:00,000 ERROR [s0] agent.conversation_loop: boom\nTraceback (most recent call last):\n".to_vec(),
+            b"2026-05-26 09:00:00,000 WARNING [s0] agent.context_compressor: Failed to generate con".to_vec(),
+            format!("2026-05-26 09:00:00,000 WARNING root: {}", "y".repeat(500)).into_bytes(),
+        ]
+    }
+
+    fn rule_sets() -> Vec<RuleSet> {
+        vec![
+            rules(),
+            load_rule_set(&crate::rules::builtin_sources()).unwrap(),
+        ]
+    }
+
+    #[test]
+    fn feed_lines_finds_what_feed_finds_in_the_joined_lines() {
+        let inherited = RecordHeader {
+            timestamp_text: "2026-05-26 08:00:00,000".into(),
+            level: "ERROR".into(),
+            session: Some("s8".into()),
+        };
+        let realistic = hermes_lines();
+        let long = long_lines();
+        let log: Vec<&[u8]> = LOG.as_bytes().split(|&b| b == b'\n').collect();
+        let mut deep_traceback: Vec<&[u8]> =
+            vec![b"2026-05-26 10:00:02,003 ERROR [s1] root: call failed"];
+        deep_traceback.extend(std::iter::repeat_n(
+            &b"  File \"x.py\", line 1"[..],
+            MAX_RECORD_LINES,
+        ));
+        deep_traceback.push(b"openai.AuthenticationError: Error code: 401 - {}");
+        let inputs: Vec<Vec<&[u8]>> = vec![
+            Vec::new(),
+            log,
+            realistic.iter().map(Vec::as_slice).collect(),
+            // A traceback first: its record's header is the inherited one, or out of reach.
+            realistic[6..].iter().map(Vec::as_slice).collect(),
+            long.iter().map(Vec::as_slice).collect(),
+            long.iter()
+                .chain(&realistic)
+                .rev()
+                .map(Vec::as_slice)
+                .collect(),
+            deep_traceback,
+        ];
+        let mut total = 0;
+        for rules in &rule_sets() {
+            for file in ["errors.log", "agent.log"] {
+                for lines in &inputs {
+                    for before in &befores() {
+                        for header in [None, Some(&inherited)] {
+                            for max_line in [DEFAULT_MAX_LINE, 200, 40] {
+                                total += assert_same(rules, file, lines, before, header, max_line);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(total > 1000, "the inputs should match many rules: {total}");
+    }
+
     proptest::proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000), chunk in 1usize..300) {
@@ -422,6 +642,34 @@ openai.AuthenticationError: Error code: 401 - {'error': {'code': 'token_revoked'
             let newlines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
             let unterminated = u64::from(bytes.last().is_some_and(|&b| b != b'\n'));
             proptest::prop_assert_eq!(stats.lines, newlines + unterminated);
+        }
+
+        #[test]
+        fn feed_lines_equals_feed_over_random_hermes_lines(
+            picks in proptest::collection::vec((0usize..40, proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80)), 0..40),
+            before in 0usize..4,
+            max_line in 16usize..400,
+        ) {
+            // Mostly realistic lines, some cut short or followed by random bytes, some random.
+            let pool: Vec<Vec<u8>> = hermes_lines().into_iter().chain(long_lines()).collect();
+            let owned: Vec<Vec<u8>> = picks
+                .iter()
+                .map(|(pick, noise)| {
+                    let mut line = match pool.get(*pick) {
+                        Some(line) if noise.len() % 3 == 0 => line[..line.len().min(noise.len() * 4)].to_vec(),
+                        Some(line) => line.clone(),
+                        None => Vec::new(),
+                    };
+                    if noise.len() % 2 == 0 || line.is_empty() {
+                        line.extend(noise.iter().filter(|&&b| b != b'\n'));
+                    }
+                    line
+                })
+                .collect();
+            let lines: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+            for rules in &rule_sets() {
+                assert_same(rules, "errors.log", &lines, &befores()[before], None, max_line);
+            }
         }
     }
 }

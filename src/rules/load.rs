@@ -193,145 +193,26 @@ fn collect_lists(
     lists
 }
 
+/// Checks one rule and builds it; the checks run in order and the first failure is the error.
 fn build_rule(
     raw: &RawRule,
     source: &RuleSource,
     origin: Origin,
     lists: &HashMap<String, Vec<Scalar>>,
 ) -> Result<Rule, LoadError> {
-    let fail = |line: usize, message: String| LoadError {
-        file: source.name.clone(),
-        line,
-        rule: Some(raw.id.clone()),
-        message,
+    let site = Site {
+        source,
+        id: &raw.id,
+        line: origin.line,
     };
-    let pattern_line = line_of(&source.text, raw.pattern.span().start);
-    if raw.id.trim().is_empty()
-        || raw
-            .id
-            .chars()
-            .any(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-    {
-        return Err(fail(
-            origin.line,
-            "an id is letters, digits, `-` and `_`".into(),
-        ));
-    }
-    let pattern = Regex::new(raw.pattern.get_ref())
-        .map_err(|error| fail(pattern_line, format!("bad pattern: {error}")))?;
-    let prefilter = match &raw.prefilter {
-        Some(literals) => literals.clone(),
-        None => derive_prefilter(raw.pattern.get_ref()).ok_or_else(|| {
-            fail(
-                pattern_line,
-                format!(
-                    "no literal of at least {MIN_PREFILTER_LEN} bytes starts every match of the pattern; \
-                     give one with `prefilter = [\"...\"]`"
-                ),
-            )
-        })?,
-    };
-    if let Some(short) = prefilter
-        .iter()
-        .find(|literal| literal.len() < MIN_PREFILTER_LEN)
-    {
-        return Err(fail(
-            origin.line,
-            format!("prefilter literal {short:?} is shorter than {MIN_PREFILTER_LEN} bytes"),
-        ));
-    }
-    let files = raw
-        .files
-        .clone()
-        .unwrap_or_else(|| LOG_FILES.map(String::from).to_vec());
-    if let Some(unknown) = files
-        .iter()
-        .find(|file| !LOG_FILES.contains(&file.as_str()))
-    {
-        return Err(fail(
-            origin.line,
-            format!(
-                "unknown log file {unknown:?} (known: {})",
-                LOG_FILES.join(", ")
-            ),
-        ));
-    }
-    let conditions =
-        |table: &BTreeMap<String, toml::Value>| -> Result<Vec<(String, Condition)>, LoadError> {
-            table
-                .iter()
-                .map(|(name, value)| {
-                    condition(value, lists)
-                        .map(|condition| (name.clone(), condition))
-                        .map_err(|message| {
-                            fail(origin.line, format!("condition on `{name}`: {message}"))
-                        })
-                })
-                .collect()
-        };
-    let when = conditions(&raw.when)?;
-    let unless = conditions(&raw.unless)?;
-    if let Some(name) = raw
-        .set
-        .keys()
-        .find(|name| !SETTABLE_FIELDS.contains(&name.as_str()))
-    {
-        return Err(fail(
-            origin.line,
-            format!(
-                "`set` can fill {}, not `{name}`",
-                SETTABLE_FIELDS.join(", ")
-            ),
-        ));
-    }
-    let sample = |raw_sample: &Spanned<RawSample>| -> Result<Sample, LoadError> {
-        let line = line_of(&source.text, raw_sample.span().start);
-        let body = raw_sample.get_ref();
-        let file = body.file.clone().unwrap_or_else(|| files[0].clone());
-        if !LOG_FILES.contains(&file.as_str()) {
-            return Err(fail(
-                line,
-                format!("sample names unknown log file {file:?}"),
-            ));
-        }
-        let expect = body
-            .expect
-            .iter()
-            .map(|(name, value)| scalar(value).map(|value| (name.clone(), value)))
-            .collect::<Result<_, _>>()
-            .map_err(|message| fail(line, format!("sample expectation: {message}")))?;
-        Ok(Sample {
-            text: body.line.clone(),
-            file,
-            expect,
-            origin: Origin {
-                file: source.name.clone(),
-                line,
-            },
-        })
-    };
-    let must_match: Vec<Sample> = raw
-        .must_match
-        .iter()
-        .map(sample)
-        .collect::<Result<_, _>>()?;
-    let must_not_match: Vec<Sample> = raw
-        .must_not_match
-        .iter()
-        .map(sample)
-        .collect::<Result<_, _>>()?;
-    if must_match.is_empty() {
-        return Err(fail(
-            origin.line,
-            "a rule needs at least one `[[rule.must_match]]` sample".into(),
-        ));
-    }
-    if must_not_match.is_empty() {
-        return Err(fail(
-            origin.line,
-            "a rule needs at least one `[[rule.must_not_match]]` sample".into(),
-        ));
-    }
+    check_id(&site)?;
+    let pattern = compile_pattern(&raw.pattern, &site)?;
+    let prefilter = prefilter_literals(raw.prefilter.as_deref(), &raw.pattern, &site)?;
+    let files = log_files(raw.files.as_deref(), &site)?;
+    let when = conditions(&raw.when, lists, &site)?;
+    let unless = conditions(&raw.unless, lists, &site)?;
+    check_set(&raw.set, &site)?;
+    let (must_match, must_not_match) = samples(raw, &files, &site)?;
     Ok(Rule {
         id: raw.id.clone(),
         description: raw.description.clone(),
@@ -356,6 +237,177 @@ fn build_rule(
         must_match,
         must_not_match,
         origin,
+    })
+}
+
+/// The rule being built and where it is written, so that every error names file, line and id.
+struct Site<'a> {
+    source: &'a RuleSource,
+    id: &'a str,
+    /// The line of the rule's `[[rule]]` header.
+    line: usize,
+}
+
+impl Site<'_> {
+    /// An error at the rule's own line.
+    fn error(&self, message: String) -> LoadError {
+        self.error_at(self.line, message)
+    }
+
+    /// An error at `line` of the rule's file.
+    fn error_at(&self, line: usize, message: String) -> LoadError {
+        LoadError {
+            file: self.source.name.clone(),
+            line,
+            rule: Some(self.id.to_owned()),
+            message,
+        }
+    }
+
+    /// The line where `value` is written.
+    fn line_of<T>(&self, value: &Spanned<T>) -> usize {
+        line_of(&self.source.text, value.span().start)
+    }
+}
+
+/// Checks that the id is non-empty and made of ASCII letters, digits, `-` and `_`.
+fn check_id(site: &Site) -> Result<(), LoadError> {
+    let valid = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if site.id.trim().is_empty() || !site.id.chars().all(valid) {
+        return Err(site.error("an id is letters, digits, `-` and `_`".into()));
+    }
+    Ok(())
+}
+
+/// Checks that the pattern is a valid regex, reporting a bad one at the pattern's line.
+fn compile_pattern(pattern: &Spanned<String>, site: &Site) -> Result<Regex, LoadError> {
+    Regex::new(pattern.get_ref())
+        .map_err(|error| site.error_at(site.line_of(pattern), format!("bad pattern: {error}")))
+}
+
+/// Checks that the prefilter (given, or else derived from the pattern) has only long enough literals.
+fn prefilter_literals(
+    given: Option<&[String]>,
+    pattern: &Spanned<String>,
+    site: &Site,
+) -> Result<Vec<String>, LoadError> {
+    let prefilter = match given {
+        Some(literals) => literals.to_vec(),
+        None => derive_prefilter(pattern.get_ref()).ok_or_else(|| {
+            site.error_at(
+                site.line_of(pattern),
+                format!(
+                    "no literal of at least {MIN_PREFILTER_LEN} bytes starts every match of the pattern; \
+                     give one with `prefilter = [\"...\"]`"
+                ),
+            )
+        })?,
+    };
+    if let Some(short) = prefilter
+        .iter()
+        .find(|literal| literal.len() < MIN_PREFILTER_LEN)
+    {
+        return Err(site.error(format!(
+            "prefilter literal {short:?} is shorter than {MIN_PREFILTER_LEN} bytes"
+        )));
+    }
+    Ok(prefilter)
+}
+
+/// Checks that every log file the rule reads (all of them by default) is a known one.
+fn log_files(given: Option<&[String]>, site: &Site) -> Result<Vec<String>, LoadError> {
+    let files = given.map_or_else(|| LOG_FILES.map(String::from).to_vec(), <[String]>::to_vec);
+    if let Some(unknown) = files
+        .iter()
+        .find(|file| !LOG_FILES.contains(&file.as_str()))
+    {
+        return Err(site.error(format!(
+            "unknown log file {unknown:?} (known: {})",
+            LOG_FILES.join(", ")
+        )));
+    }
+    Ok(files)
+}
+
+/// Checks every condition of a `when` or `unless` table, with `{ in = "..." }` naming a known list.
+fn conditions(
+    table: &BTreeMap<String, toml::Value>,
+    lists: &HashMap<String, Vec<Scalar>>,
+    site: &Site,
+) -> Result<Vec<(String, Condition)>, LoadError> {
+    table
+        .iter()
+        .map(|(name, value)| {
+            condition(value, lists)
+                .map(|condition| (name.clone(), condition))
+                .map_err(|message| site.error(format!("condition on `{name}`: {message}")))
+        })
+        .collect()
+}
+
+/// Checks that `set` fills only the settable fields.
+fn check_set(set: &BTreeMap<String, String>, site: &Site) -> Result<(), LoadError> {
+    if let Some(name) = set
+        .keys()
+        .find(|name| !SETTABLE_FIELDS.contains(&name.as_str()))
+    {
+        return Err(site.error(format!(
+            "`set` can fill {}, not `{name}`",
+            SETTABLE_FIELDS.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Checks every `must_match` and `must_not_match` sample, and that there is at least one of each.
+fn samples(
+    raw: &RawRule,
+    files: &[String],
+    site: &Site,
+) -> Result<(Vec<Sample>, Vec<Sample>), LoadError> {
+    let read_all = |raw_samples: &[Spanned<RawSample>]| -> Result<Vec<Sample>, LoadError> {
+        raw_samples
+            .iter()
+            .map(|raw_sample| sample(raw_sample, files, site))
+            .collect()
+    };
+    let must_match = read_all(&raw.must_match)?;
+    let must_not_match = read_all(&raw.must_not_match)?;
+    if must_match.is_empty() {
+        return Err(site.error("a rule needs at least one `[[rule.must_match]]` sample".into()));
+    }
+    if must_not_match.is_empty() {
+        return Err(site.error("a rule needs at least one `[[rule.must_not_match]]` sample".into()));
+    }
+    Ok((must_match, must_not_match))
+}
+
+/// Checks that one sample names a known log file (the rule's first by default) and scalar expectations.
+fn sample(
+    raw_sample: &Spanned<RawSample>,
+    files: &[String],
+    site: &Site,
+) -> Result<Sample, LoadError> {
+    let line = site.line_of(raw_sample);
+    let body = raw_sample.get_ref();
+    let file = body.file.clone().unwrap_or_else(|| files[0].clone());
+    if !LOG_FILES.contains(&file.as_str()) {
+        return Err(site.error_at(line, format!("sample names unknown log file {file:?}")));
+    }
+    let expect = body
+        .expect
+        .iter()
+        .map(|(name, value)| scalar(value).map(|value| (name.clone(), value)))
+        .collect::<Result<_, _>>()
+        .map_err(|message| site.error_at(line, format!("sample expectation: {message}")))?;
+    Ok(Sample {
+        text: body.line.clone(),
+        file,
+        expect,
+        origin: Origin {
+            file: site.source.name.clone(),
+            line,
+        },
     })
 }
 

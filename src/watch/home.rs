@@ -373,13 +373,8 @@ fn scan_lines(
         let key = (file.device, file.inode);
         let mut scanner = LogScanner::new(&settings.rules, log.log, settings.max_line)
             .continuing(log.headers.remove(&key));
-        let mut bytes = Vec::with_capacity(run.iter().map(|line| line.bytes.len() + 1).sum());
-        for line in run {
-            bytes.extend_from_slice(&line.bytes);
-            bytes.push(b'\n');
-        }
         let mut hits = Vec::new();
-        scanner.feed(&bytes, &mut hits);
+        scanner.feed_lines(run.iter().map(|line| line.bytes.as_slice()), &mut hits);
         if let Some(header) = scanner.record_header() {
             log.headers.insert(key, header.clone());
         }
