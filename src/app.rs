@@ -13,7 +13,7 @@ use jiff::tz::TimeZone;
 
 use crate::cli::{Cli, Command, GlobalArgs, RulesCommand, ScanFormat, StatusFormat};
 use crate::config::{self, WardenConfig};
-use crate::hermes::home;
+use crate::hermes::home::{self, LogFile};
 use crate::hermes::version::{self, HermesVersion};
 use crate::observe::audit::{AuditLog, Reach};
 use crate::observe::events::{StateFile, WardenEvent};
@@ -67,7 +67,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Rules(RulesCommand::Check) => rules_check(&rules),
         Command::Rules(RulesCommand::Test { input, log }) => {
-            rules_test(&rules, &input, &log, config.max_line_bytes)
+            rules_test(&rules, &input, log, config.max_line_bytes)
         }
         Command::Scan { format, apply } => {
             let settings = settings(&cli.global, root, rules, &config)?;
@@ -318,7 +318,7 @@ fn rules_check(rules: &RuleSet) -> Result<(), Failure> {
     ))
 }
 
-fn rules_test(rules: &RuleSet, input: &str, log: &str, max_line: usize) -> Result<(), Failure> {
+fn rules_test(rules: &RuleSet, input: &str, log: LogFile, max_line: usize) -> Result<(), Failure> {
     let reader: Box<dyn Read> = if input == "-" {
         Box::new(std::io::stdin().lock())
     } else {

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::hermes::home::LogFile;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "hermes-warden",
@@ -115,7 +117,7 @@ pub enum RulesCommand {
         #[arg(default_value = "-")]
         input: String,
         /// Which Hermes log the lines come from (selects the rules that apply)
-        #[arg(long, default_value = "errors.log", value_parser = ["errors.log", "agent.log"])]
-        log: String,
+        #[arg(long, value_enum, default_value = "errors.log")]
+        log: LogFile,
     },
 }

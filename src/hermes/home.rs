@@ -8,6 +8,46 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
+/// The two logs Hermes writes in a home's `logs/`: `errors.log` (WARNING and above) and
+/// `agent.log` (INFO and above, so every errors.log record is in agent.log too).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+pub enum LogFile {
+    #[serde(rename = "errors.log")]
+    #[value(name = "errors.log")]
+    Errors,
+    #[serde(rename = "agent.log")]
+    #[value(name = "agent.log")]
+    Agent,
+}
+
+impl LogFile {
+    pub const ALL: [LogFile; 2] = [LogFile::Errors, LogFile::Agent];
+
+    /// The file's name in `logs/`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFile::Errors => "errors.log",
+            LogFile::Agent => "agent.log",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<LogFile> {
+        LogFile::ALL.into_iter().find(|log| log.name() == name)
+    }
+}
+
 /// One Hermes home to look at: the root (`profile: None`) or a profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {

@@ -490,7 +490,7 @@ mod tests {
             event: Event {
                 profile: None,
                 file: "logs/errors.log".into(),
-                log: "errors.log".into(),
+                log: crate::hermes::home::LogFile::Errors,
                 line: 3,
                 time: None,
                 text_hash: 7,

@@ -10,6 +10,7 @@ use anyhow::Context;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
+use crate::hermes::home::LogFile;
 use crate::hermes::home::{Target, log_files_oldest_first};
 use crate::hermes::semantics::Semantics;
 use crate::hermes::version::HermesVersion;
@@ -22,7 +23,7 @@ use crate::read::event::{Event, drop_copies};
 use crate::read::scanner::{LogScanner, ScanStats};
 use crate::remediate::ledger::Ledger;
 use crate::remediate::remedy::Policy;
-use crate::rules::{LOG_FILES, RuleSet};
+use crate::rules::RuleSet;
 
 /// Small enough that a chunk and its matches stay in the CPU caches.
 const CHUNK_BYTES: usize = 256 << 10;
@@ -129,8 +130,8 @@ pub fn analyse(settings: &Settings, read_logs: bool) -> anyhow::Result<Analysis>
     let mut files = Vec::new();
     if read_logs {
         for target in &settings.targets {
-            for log in LOG_FILES {
-                for path in log_files_oldest_first(&target.logs(), log) {
+            for log in LogFile::ALL {
+                for path in log_files_oldest_first(&target.logs(), log.name()) {
                     let display = display_path(&settings.root, &path);
                     let stats = scan_file(
                         settings,
@@ -179,7 +180,7 @@ fn scan_file(
     profile: Option<&str>,
     path: &Path,
     display: &str,
-    log: &str,
+    log: LogFile,
     events: &mut Vec<Event>,
 ) -> anyhow::Result<ScanStats> {
     let mut file = match File::open(path) {

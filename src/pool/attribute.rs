@@ -322,7 +322,7 @@ mod tests {
         Event {
             profile: None,
             file: "logs/errors.log".into(),
-            log: "errors.log".into(),
+            log: crate::hermes::home::LogFile::Errors,
             line: 1,
             time: Some(
                 jiff::Timestamp::from_millisecond((at * 1000.0) as i64)

@@ -125,7 +125,7 @@ mod tests {
         Event {
             profile: None,
             file: "logs/errors.log".into(),
-            log: "errors.log".into(),
+            log: crate::hermes::home::LogFile::Errors,
             line,
             time: Some(
                 jiff::Timestamp::from_second(NOW as i64 + line as i64)

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use jiff::ZonedDateTime;
 use jiff::tz::TimeZone;
 
+use crate::hermes::home::LogFile;
 use crate::read::scanner::Hit;
 use crate::rules::{Action, FindingKind};
 
@@ -18,8 +19,8 @@ pub struct Event {
     pub profile: Option<String>,
     /// The file, relative to the root Hermes home (`logs/errors.log.1`).
     pub file: String,
-    /// The log's base name (`errors.log`, `agent.log`).
-    pub log: String,
+    /// Which log it is (the file may be a backup of it).
+    pub log: LogFile,
     pub line: u64,
     pub time: Option<ZonedDateTime>,
     /// Stable hash of the line's text, for telling copies of one record apart.
@@ -40,7 +41,7 @@ impl Event {
         hit: &Hit<'_>,
         profile: Option<&str>,
         file: &str,
-        log: &str,
+        log: LogFile,
         zone: &TimeZone,
     ) -> Event {
         let header = hit.header.as_ref();
@@ -49,7 +50,7 @@ impl Event {
         Event {
             profile: profile.map(str::to_owned),
             file: file.to_owned(),
-            log: log.to_owned(),
+            log,
             line: hit.line,
             time: header
                 .and_then(|h| crate::read::record::parse_local_time(&h.timestamp_text))
@@ -96,13 +97,13 @@ impl Event {
 /// one original, so a record logged to both files counts once.
 pub fn drop_copies(events: Vec<Event>) -> Vec<Event> {
     let mut originals: HashMap<_, usize> = HashMap::new();
-    for event in events.iter().filter(|e| e.log == "errors.log") {
+    for event in events.iter().filter(|e| e.log == LogFile::Errors) {
         *originals.entry(event.record_id()).or_default() += 1;
     }
     events
         .into_iter()
         .filter(|event| {
-            if event.log != "agent.log" {
+            if event.log != LogFile::Agent {
                 return true;
             }
             match originals.get_mut(&event.record_id()) {

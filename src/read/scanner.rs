@@ -12,6 +12,7 @@ use std::rc::Rc;
 
 use aho_corasick::Input;
 
+use crate::hermes::home::LogFile;
 use crate::read::record::{Header, parse_header};
 use crate::rules::{LinePart, RuleMatch, RuleSet};
 
@@ -66,7 +67,7 @@ pub struct ScanStats {
 /// Scans one log file, chunk by chunk.
 pub struct LogScanner<'r> {
     rules: &'r RuleSet,
-    file: String,
+    file: LogFile,
     max_line: usize,
     /// The partial last line of the previous chunk, at most `max_line` bytes.
     carry: Vec<u8>,
@@ -79,10 +80,10 @@ pub struct LogScanner<'r> {
 
 impl<'r> LogScanner<'r> {
     /// `file` is the log's base name (`errors.log`, `agent.log`), which selects the rules.
-    pub fn new(rules: &'r RuleSet, file: &str, max_line: usize) -> Self {
+    pub fn new(rules: &'r RuleSet, file: LogFile, max_line: usize) -> Self {
         LogScanner {
             rules,
-            file: file.to_owned(),
+            file,
             max_line,
             carry: Vec::new(),
             carry_cut: false,
@@ -262,7 +263,7 @@ impl<'r> LogScanner<'r> {
             .map(|h| h.level)
             .or(record_header.as_ref().map(|h| h.level.as_str()));
         let text: Cow<str> = String::from_utf8_lossy(text);
-        let matches = self.rules.match_text(&self.file, level, part, &text);
+        let matches = self.rules.match_text(self.file, level, part, &text);
         if matches.is_empty() {
             return;
         }
@@ -384,7 +385,7 @@ line = "2026-05-26 10:27:13,482 ERROR root: openai.AuthenticationError: Error co
         chunk: usize,
         max_line: usize,
     ) -> (Vec<(u64, String, Option<String>)>, ScanStats) {
-        let mut scanner = LogScanner::new(rules, "errors.log", max_line);
+        let mut scanner = LogScanner::new(rules, LogFile::Errors, max_line);
         let mut hits = Vec::new();
         for piece in text.chunks(chunk.max(1)) {
             scanner.feed(piece, &mut hits);
@@ -529,7 +530,7 @@ openai.AuthenticationError: Error code: 401 - {'error': {'code': 'token_revoked'
     /// after the lines and at the end. Returns the number of hits.
     fn assert_same(
         rules: &RuleSet,
-        file: &str,
+        file: LogFile,
         lines: &[&[u8]],
         before: &[u8],
         header: Option<&RecordHeader>,
@@ -619,7 +620,7 @@ openai.AuthenticationError: Error code: 401 - {'error': {'code': 'token_revoked'
         ];
         let mut total = 0;
         for rules in &rule_sets() {
-            for file in ["errors.log", "agent.log"] {
+            for file in LogFile::ALL {
                 for lines in &inputs {
                     for before in &befores() {
                         for header in [None, Some(&inherited)] {
@@ -668,7 +669,7 @@ openai.AuthenticationError: Error code: 401 - {'error': {'code': 'token_revoked'
                 .collect();
             let lines: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
             for rules in &rule_sets() {
-                assert_same(rules, "errors.log", &lines, &befores()[before], None, max_line);
+                assert_same(rules, LogFile::Errors, &lines, &befores()[before], None, max_line);
             }
         }
     }

@@ -12,9 +12,10 @@ use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::hermes::home::LogFile;
+
 use super::{
-    Action, Condition, FindingKind, LOG_FILES, LinePart, Origin, Rule, RuleSet, Sample, Scalar,
-    Severity,
+    Action, Condition, FindingKind, LinePart, Origin, Rule, RuleSet, Sample, Scalar, Severity,
 };
 
 /// One rule file's text and where it came from.
@@ -314,19 +315,26 @@ fn prefilter_literals(
     Ok(prefilter)
 }
 
-/// Checks that every log file the rule reads (all of them by default) is a known one.
-fn log_files(given: Option<&[String]>, site: &Site) -> Result<Vec<String>, LoadError> {
-    let files = given.map_or_else(|| LOG_FILES.map(String::from).to_vec(), <[String]>::to_vec);
-    if let Some(unknown) = files
-        .iter()
-        .find(|file| !LOG_FILES.contains(&file.as_str()))
-    {
-        return Err(site.error(format!(
-            "unknown log file {unknown:?} (known: {})",
-            LOG_FILES.join(", ")
-        )));
+/// Checks that every log file the rule reads (all of them by default) is a known one, and
+/// that it reads at least one.
+fn log_files(given: Option<&[String]>, site: &Site) -> Result<Vec<LogFile>, LoadError> {
+    let Some(given) = given else {
+        return Ok(LogFile::ALL.to_vec());
+    };
+    if given.is_empty() {
+        return Err(site.error("`files` is empty: the rule would read no log".into()));
     }
-    Ok(files)
+    given
+        .iter()
+        .map(|name| {
+            LogFile::parse(name).ok_or_else(|| {
+                site.error(format!(
+                    "unknown log file {name:?} (known: {})",
+                    LogFile::ALL.map(LogFile::name).join(", ")
+                ))
+            })
+        })
+        .collect()
 }
 
 /// Checks every condition of a `when` or `unless` table, with `{ in = "..." }` naming a known list.
@@ -362,7 +370,7 @@ fn check_set(set: &BTreeMap<String, String>, site: &Site) -> Result<(), LoadErro
 /// Checks every `must_match` and `must_not_match` sample, and that there is at least one of each.
 fn samples(
     raw: &RawRule,
-    files: &[String],
+    files: &[LogFile],
     site: &Site,
 ) -> Result<(Vec<Sample>, Vec<Sample>), LoadError> {
     let read_all = |raw_samples: &[Spanned<RawSample>]| -> Result<Vec<Sample>, LoadError> {
@@ -385,15 +393,17 @@ fn samples(
 /// Checks that one sample names a known log file (the rule's first by default) and scalar expectations.
 fn sample(
     raw_sample: &Spanned<RawSample>,
-    files: &[String],
+    files: &[LogFile],
     site: &Site,
 ) -> Result<Sample, LoadError> {
     let line = site.line_of(raw_sample);
     let body = raw_sample.get_ref();
-    let file = body.file.clone().unwrap_or_else(|| files[0].clone());
-    if !LOG_FILES.contains(&file.as_str()) {
-        return Err(site.error_at(line, format!("sample names unknown log file {file:?}")));
-    }
+    let file = match body.file.as_deref() {
+        None => files[0],
+        Some(name) => LogFile::parse(name).ok_or_else(|| {
+            site.error_at(line, format!("sample names unknown log file {name:?}"))
+        })?,
+    };
     let expect = body
         .expect
         .iter()
@@ -533,6 +543,25 @@ line = "2026-05-26 10:27:13,482 WARNING agent.context_compressor: Failed to gene
             text.starts_with("test.toml:9: rule `x`: bad pattern"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn log_files_must_be_known_and_not_none() {
+        let with_files =
+            |files: &str| GOOD.replace("pattern = ", &format!("files = {files}\npattern = "));
+        let set = load(&with_files(r#"["agent.log"]"#)).unwrap();
+        assert_eq!(set.rules()[0].files, [LogFile::Agent]);
+        for (files, message) in [
+            ("[]", "`files` is empty"),
+            (r#"["debug.log"]"#, "unknown log file"),
+        ] {
+            let errors = load(&with_files(files)).unwrap_err();
+            let text = errors[0].to_string();
+            assert!(
+                text.starts_with("test.toml:") && text.contains(message),
+                "{text}"
+            );
+        }
     }
 
     #[test]

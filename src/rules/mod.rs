@@ -18,14 +18,12 @@ use aho_corasick::AhoCorasick;
 use regex::Regex;
 use serde::Serialize;
 
+use crate::hermes::home::LogFile;
 use crate::read::payload::{self, ErrorPayload};
 
 pub use builtin::builtin_sources;
 pub use load::{LoadError, RuleSource, load_rule_set};
 pub use samples::{SampleFailure, check_samples};
-
-/// The log files rules can apply to.
-pub const LOG_FILES: [&str; 2] = ["errors.log", "agent.log"];
 
 /// What a matched line means.
 #[derive(
@@ -159,7 +157,7 @@ impl std::fmt::Display for Origin {
 pub struct Sample {
     /// One or more log lines; the rule must match the last record part of them.
     pub text: String,
-    pub file: String,
+    pub file: LogFile,
     pub expect: Vec<(String, Scalar)>,
     pub origin: Origin,
 }
@@ -171,7 +169,7 @@ pub struct Rule {
     pub kind: FindingKind,
     pub action: Action,
     pub severity: Severity,
-    pub files: Vec<String>,
+    pub files: Vec<LogFile>,
     pub levels: Vec<String>,
     pub part: LinePart,
     pub pattern: Regex,
@@ -187,9 +185,9 @@ pub struct Rule {
 }
 
 impl Rule {
-    pub fn applies_to(&self, file: &str, level: Option<&str>, part: LinePart) -> bool {
+    pub fn applies_to(&self, file: LogFile, level: Option<&str>, part: LinePart) -> bool {
         self.part == part
-            && self.files.iter().any(|name| name == file)
+            && self.files.contains(&file)
             && (self.levels.is_empty()
                 || level.is_some_and(|level| self.levels.iter().any(|l| l == level)))
     }
@@ -385,7 +383,7 @@ impl RuleSet {
     /// Runs every applicable rule over one line's text.
     pub fn match_text(
         &self,
-        file: &str,
+        file: LogFile,
         level: Option<&str>,
         part: LinePart,
         text: &str,

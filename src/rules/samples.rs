@@ -61,7 +61,7 @@ fn check_must_match(rules: &RuleSet, rule: &Rule, sample: &Sample) -> Option<Sam
 }
 
 fn matches_of(rules: &RuleSet, rule: &Rule, sample: &Sample) -> Vec<super::Fields> {
-    let mut scanner = LogScanner::new(rules, &sample.file, DEFAULT_MAX_LINE);
+    let mut scanner = LogScanner::new(rules, sample.file, DEFAULT_MAX_LINE);
     let mut hits = Vec::new();
     scanner.feed(sample.text.as_bytes(), &mut hits);
     scanner.finish(&mut hits);

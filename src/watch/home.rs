@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::follow::checkpoints::Checkpoints;
 use crate::follow::tailer::{TailNote, TailedLine, Tailer};
-use crate::hermes::home::Target;
+use crate::hermes::home::{LogFile, Target};
 use crate::observe::audit::{AuditLog, Source};
 use crate::observe::events::{Finding, WardenEvent};
 use crate::pass::Settings;
@@ -33,7 +33,7 @@ const RECENT_SECONDS: f64 = 600.0;
 struct WatchedLog {
     /// Path relative to the root home, the checkpoint key (`logs/errors.log`).
     key: String,
-    log: &'static str,
+    log: LogFile,
     tailer: Tailer,
     /// The last record header per file (by device and inode), for traceback lines.
     headers: HashMap<(u64, u64), RecordHeader>,
@@ -64,10 +64,10 @@ impl WatchedHome {
         audit: &AuditLog,
     ) -> WatchedHome {
         // agent.log first: a step reads it, then errors.log, then agent.log again.
-        let logs: Vec<WatchedLog> = ["agent.log", "errors.log"]
+        let logs: Vec<WatchedLog> = [LogFile::Agent, LogFile::Errors]
             .into_iter()
             .map(|log| {
-                let path = target.logs().join(log);
+                let path = target.logs().join(log.name());
                 let key = path
                     .strip_prefix(&settings.root)
                     .unwrap_or(&path)
