@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
+use crate::hermes::semantics::State;
 use crate::pass::{Analysis, Settings};
 use crate::pool::attribute::{Attribution, AttributionKind, CredentialRef};
 use crate::pool::compaction::{self, CompactionRisk};
@@ -74,7 +75,7 @@ pub struct CredentialRow {
     pub id: String,
     pub label: Option<String>,
     pub source: Option<String>,
-    pub state: Option<&'static str>,
+    pub state: Option<State>,
     pub reason: Option<String>,
     pub since: Option<String>,
     pub available_in_seconds: Option<u64>,
@@ -312,7 +313,7 @@ fn pool_rows(
                     id: entry.id.clone(),
                     label: entry.label.as_deref().map(|l| scrub(l).into_owned()),
                     source: entry.source.clone(),
-                    state: state.state.map(|s| s.as_str()),
+                    state: state.state,
                     reason: state.reason.as_deref().map(|r| scrub(r).into_owned()),
                     since: state
                         .since
@@ -509,7 +510,7 @@ fn credentials_section(report: &Report) -> Section {
                     c.id.clone(),
                     or_dash(c.label.as_deref()),
                     or_dash(c.source.as_deref()),
-                    c.state.unwrap_or("unknown").into(),
+                    c.state.map_or("unknown", State::as_str).into(),
                     or_dash(c.reason.as_deref()),
                     or_dash(c.since.as_deref()),
                     c.available_in_seconds.map_or("-".into(), format_duration),

@@ -46,6 +46,8 @@ pub type Reload<'a> = dyn Fn() -> anyhow::Result<(Settings, WatchOptions)> + 'a;
 enum Wake {
     Files,
     Signal(i32),
+    /// Nothing can wake the daemon any more.
+    Gone,
 }
 
 /// Where every internal event goes: the daemon's log, then the audit log.
@@ -62,99 +64,167 @@ impl Sinks {
     }
 }
 
-pub fn run(
-    mut settings: Settings,
-    mut options: WatchOptions,
-    reload: &Reload,
-) -> anyhow::Result<()> {
-    let root = settings.root.clone();
-    let state = state_dir(&root);
-    files::ensure_dir(&state).with_context(|| format!("{}: cannot create", state.display()))?;
-    let mut startup = Vec::new();
-    let checkpoint_path = StateFile::Checkpoints.path(&root);
-    let (mut checkpoints, reach) = open_checkpoints(&checkpoint_path, &mut startup)?;
-    let (audit, torn) = AuditLog::open(&StateFile::Audit.path(&root), reach)?;
-    startup.extend(torn);
-    let mut sinks = Sinks { audit };
-    sinks.emit(&startup, settings.now)?;
-    let mut remedy = Remedy::open(&root, settings.policy)?;
-
-    let (wake, wakes) = mpsc::channel();
-    let file_wake = wake.clone();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        // Opening and reading a file (our own reads of auth.json and the logs included) is no
-        // news; waking on it would make every step wake the next one.
-        if !matches!(&event, Ok(event) if event.kind.is_access()) {
-            let _ = file_wake.send(Wake::Files);
-        }
-    })
-    .context("cannot watch the file system")?;
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGHUP,
-    ])?;
-    let signal_handle = signals.handle();
-    std::thread::spawn(move || {
-        for signal in signals.forever() {
-            if wake.send(Wake::Signal(signal)).is_err() {
-                break;
-            }
-        }
-    });
-
-    let mut homes: Vec<WatchedHome> = Vec::new();
-    let mut watches = Watches::default();
-    tracing::info!(home = %root.display(), dry_run = options.dry_run, "watching");
+pub fn run(settings: Settings, options: WatchOptions, reload: &Reload) -> anyhow::Result<()> {
+    let mut daemon = Daemon::open(settings, options)?;
+    let (wakes, mut watcher) = Wakes::start()?;
+    tracing::info!(home = %daemon.root.display(), dry_run = daemon.options.dry_run, "watching");
     let mut stop = false;
     loop {
-        add_new_homes(&settings, &options, &checkpoints, &sinks.audit, &mut homes);
-        settings.now = Timestamp::now();
-        let watch_events = watches.update(&mut watcher, &root, &homes);
-        sinks.emit(&watch_events, settings.now)?;
-        for home in &mut homes {
-            let events = home.step(&settings, &sinks.audit, &remedy, options.dry_run)?;
-            sinks.emit(&events, settings.now)?;
-            home.note_positions(&mut checkpoints);
-        }
-        checkpoints
-            .save(&checkpoint_path)
-            .with_context(|| format!("{}: cannot write", checkpoint_path.display()))?;
+        daemon.step(&mut watcher)?;
         if stop {
-            signal_handle.close();
+            wakes.close();
             tracing::info!("stopped");
             return Ok(());
         }
-
-        // Sleep until something happens or the timer fires, then take whatever else is
-        // pending and step once for all of it (a stop request included: the last step runs).
-        let mut next = wakes
-            .recv_timeout(options.poll_interval)
-            .map_err(|error| error == mpsc::RecvTimeoutError::Disconnected);
-        loop {
-            match next {
-                Ok(Wake::Files) | Err(false) => {}
-                Ok(Wake::Signal(signal_hook::consts::SIGHUP)) => {
-                    let refused = match reload() {
-                        Ok((new_settings, new_options)) => {
-                            (settings, options) = (new_settings, new_options);
-                            remedy.policy = settings.policy;
-                            for home in &mut homes {
-                                home.reconfigure(&settings, &options);
-                            }
-                            None
-                        }
-                        Err(error) => Some(format!("{error:#}")),
-                    };
-                    sinks.emit(&[WardenEvent::Reload { refused }], Timestamp::now())?;
-                }
-                Ok(Wake::Signal(_)) | Err(true) => stop = true,
-            }
-            match wakes.try_recv() {
-                Ok(wake) => next = Ok(wake),
-                Err(_) => break,
+        // A stop request still runs the last step.
+        for wake in wakes.wait(daemon.options.poll_interval) {
+            match wake {
+                Wake::Files => {}
+                Wake::Signal(signal_hook::consts::SIGHUP) => daemon.reload(reload)?,
+                Wake::Signal(_) | Wake::Gone => stop = true,
             }
         }
+    }
+}
+
+/// The daemon's state between steps.
+struct Daemon {
+    root: PathBuf,
+    settings: Settings,
+    options: WatchOptions,
+    sinks: Sinks,
+    remedy: Remedy,
+    checkpoints: Checkpoints,
+    checkpoint_path: PathBuf,
+    homes: Vec<WatchedHome>,
+    watches: Watches,
+}
+
+impl Daemon {
+    /// Opens the state directory: checkpoints and audit log read (or repaired and reported).
+    fn open(settings: Settings, options: WatchOptions) -> anyhow::Result<Daemon> {
+        let root = settings.root.clone();
+        let state = state_dir(&root);
+        files::ensure_dir(&state).with_context(|| format!("{}: cannot create", state.display()))?;
+        let mut startup = Vec::new();
+        let checkpoint_path = StateFile::Checkpoints.path(&root);
+        let (checkpoints, reach) = open_checkpoints(&checkpoint_path, &mut startup)?;
+        let (audit, torn) = AuditLog::open(&StateFile::Audit.path(&root), reach)?;
+        startup.extend(torn);
+        let mut sinks = Sinks { audit };
+        sinks.emit(&startup, settings.now)?;
+        Ok(Daemon {
+            remedy: Remedy::open(&root, settings.policy)?,
+            root,
+            settings,
+            options,
+            sinks,
+            checkpoints,
+            checkpoint_path,
+            homes: Vec::new(),
+            watches: Watches::default(),
+        })
+    }
+
+    /// One step for every home, each home's events to the sinks, then the checkpoint.
+    fn step(&mut self, watcher: &mut notify::RecommendedWatcher) -> anyhow::Result<()> {
+        add_new_homes(
+            &self.settings,
+            &self.options,
+            &self.checkpoints,
+            &self.sinks.audit,
+            &mut self.homes,
+        );
+        self.settings.now = Timestamp::now();
+        let watch_events = self.watches.update(watcher, &self.root, &self.homes);
+        self.sinks.emit(&watch_events, self.settings.now)?;
+        for home in &mut self.homes {
+            let events = home.step(
+                &self.settings,
+                &self.sinks.audit,
+                &self.remedy,
+                self.options.dry_run,
+            )?;
+            self.sinks.emit(&events, self.settings.now)?;
+            home.note_positions(&mut self.checkpoints);
+        }
+        self.checkpoints
+            .save(&self.checkpoint_path)
+            .with_context(|| format!("{}: cannot write", self.checkpoint_path.display()))
+    }
+
+    /// SIGHUP: everything from the files again, or the old settings kept when refused.
+    fn reload(&mut self, reload: &Reload) -> anyhow::Result<()> {
+        let refused = match reload() {
+            Ok((settings, options)) => {
+                (self.settings, self.options) = (settings, options);
+                self.remedy.policy = self.settings.policy;
+                for home in &mut self.homes {
+                    home.reconfigure(&self.settings, &self.options);
+                }
+                None
+            }
+            Err(error) => Some(format!("{error:#}")),
+        };
+        self.sinks
+            .emit(&[WardenEvent::Reload { refused }], Timestamp::now())
+    }
+}
+
+/// What wakes the daemon: file-system events and signals, on one channel.
+struct Wakes {
+    receiver: mpsc::Receiver<Wake>,
+    signals: signal_hook::iterator::Handle,
+}
+
+impl Wakes {
+    fn start() -> anyhow::Result<(Wakes, notify::RecommendedWatcher)> {
+        let (wake, receiver) = mpsc::channel();
+        let file_wake = wake.clone();
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            // Opening and reading a file (our own reads of auth.json and the logs included) is
+            // no news; waking on it would make every step wake the next one.
+            if !matches!(&event, Ok(event) if event.kind.is_access()) {
+                let _ = file_wake.send(Wake::Files);
+            }
+        })
+        .context("cannot watch the file system")?;
+        let mut signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGHUP,
+        ])?;
+        let handle = signals.handle();
+        std::thread::spawn(move || {
+            for signal in signals.forever() {
+                if wake.send(Wake::Signal(signal)).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok((
+            Wakes {
+                receiver,
+                signals: handle,
+            },
+            watcher,
+        ))
+    }
+
+    /// Sleeps until something happens or `timeout` passes, then takes whatever else is
+    /// pending, so one step serves all of it.
+    fn wait(&self, timeout: Duration) -> Vec<Wake> {
+        let mut wakes = match self.receiver.recv_timeout(timeout) {
+            Ok(wake) => vec![wake],
+            Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
+            Err(mpsc::RecvTimeoutError::Disconnected) => vec![Wake::Gone],
+        };
+        wakes.extend(self.receiver.try_iter());
+        wakes
+    }
+
+    fn close(&self) {
+        self.signals.close();
     }
 }
 
