@@ -229,9 +229,13 @@ fn settings(
 }
 
 fn scan(settings: &Settings, format: ScanFormat, apply: bool) -> Result<(), Failure> {
+    let remedy = match apply {
+        true => Some(open_remedy(settings).map_err(Failure::runtime)?),
+        false => None,
+    };
     let mut analysis = pass::analyse(settings, true).map_err(Failure::runtime)?;
-    if apply {
-        apply_actions(settings, &mut analysis).map_err(Failure::runtime)?;
+    if let Some(remedy) = &remedy {
+        apply_actions(settings, remedy, &mut analysis).map_err(Failure::runtime)?;
     }
     let report = report::build(settings, &analysis);
     match format {
@@ -243,8 +247,11 @@ fn scan(settings: &Settings, format: ScanFormat, apply: bool) -> Result<(), Fail
 
 /// `scan --apply`: every action carried out, the ledger reconciled with each home, and what
 /// changed recorded in the audit log.
-fn apply_actions(settings: &Settings, analysis: &mut Analysis) -> anyhow::Result<()> {
-    let remedy = Remedy::open(&settings.root, settings.policy)?;
+fn apply_actions(
+    settings: &Settings,
+    remedy: &Remedy,
+    analysis: &mut Analysis,
+) -> anyhow::Result<()> {
     let outcome = remedy.apply(
         &settings.targets,
         &analysis.actions,
@@ -257,6 +264,15 @@ fn apply_actions(settings: &Settings, analysis: &mut Analysis) -> anyhow::Result
     }
     record(settings, &outcome.events)?;
     analysis.reread_state(&settings.root)
+}
+
+/// The remedy, with a broken ledger repaired (and reported) before anything reads it.
+fn open_remedy(settings: &Settings) -> anyhow::Result<Remedy> {
+    let remedy = Remedy::open(&settings.root, settings.policy)?;
+    let mut events = Vec::new();
+    remedy.ledger(&mut events)?;
+    record(settings, &events)?;
+    Ok(remedy)
 }
 
 /// Hands what a command did to the sinks: its log on stderr and the audit log.
@@ -273,7 +289,7 @@ fn revive(settings: &Settings, provider: &str, name: &str) -> Result<(), Failure
             "revive works on one home: use --profile NAME for a profile, not --all-profiles"
         )));
     };
-    let remedy = Remedy::open(&settings.root, settings.policy).map_err(Failure::runtime)?;
+    let remedy = open_remedy(settings).map_err(Failure::runtime)?;
     let mut events = Vec::new();
     let revived = remedy.revive(target, provider, name, settings.now, &mut events);
     let revived = revived.map_err(Failure::runtime);
