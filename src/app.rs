@@ -62,6 +62,18 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         .with_target(false)
         .init();
     let root = home::root(cli.global.hermes_home.as_deref()).map_err(Failure::usage)?;
+    match &cli.command {
+        Command::Rules(_) => {}
+        Command::Watch {
+            wait_for_home: true,
+            ..
+        } => {
+            if !wait_for_home(&root) {
+                return Ok(());
+            }
+        }
+        _ => require_home(&root)?,
+    }
     let config = load_config(&cli.global, &root)?;
     let rules = load_rules(&cli.global, &root)?;
     match cli.command {
@@ -84,13 +96,12 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             dry_run,
             listen: _,
             poll_interval,
+            wait_for_home: _,
         } => {
             let options = |config: &WardenConfig| WatchOptions {
                 dry_run,
                 poll_interval: Duration::from_secs_f64(
-                    poll_interval
-                        .unwrap_or(config.poll_interval_seconds)
-                        .max(0.001),
+                    poll_interval.unwrap_or(config.poll_interval_seconds),
                 ),
                 drain_grace: Duration::from_secs_f64(config.drain_grace_seconds),
                 all_profiles: cli.global.all_profiles,
@@ -111,6 +122,41 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             status(&settings, format)
         }
     }
+}
+
+/// A Hermes home that does not exist is a mistake (a typo in `--hermes-home`, Hermes not
+/// installed): said, and nothing is created.
+fn require_home(root: &Path) -> Result<(), Failure> {
+    match root.is_dir() {
+        true => Ok(()),
+        false => Err(Failure::usage(anyhow::anyhow!(
+            "{}: no Hermes home here (give --hermes-home DIR or set $HERMES_HOME; `watch \
+             --wait-for-home` waits for one)",
+            root.display()
+        ))),
+    }
+}
+
+/// `watch --wait-for-home`: waits until the home exists; false when SIGTERM or SIGINT came
+/// first (a clean stop).
+fn wait_for_home(root: &Path) -> bool {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let registered: Vec<_> = [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT]
+        .into_iter()
+        .filter_map(|signal| signal_hook::flag::register(signal, Arc::clone(&stop)).ok())
+        .collect();
+    if !root.is_dir() {
+        tracing::warn!(home = %root.display(), "waiting for the Hermes home to appear");
+    }
+    while !root.is_dir() && !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for id in registered {
+        signal_hook::low_level::unregister(id);
+    }
+    !stop.load(Ordering::Relaxed)
 }
 
 fn load_config(global: &GlobalArgs, root: &Path) -> Result<WardenConfig, Failure> {
@@ -242,6 +288,14 @@ fn scan(settings: &Settings, format: ScanFormat, apply: bool) -> Result<(), Fail
         ScanFormat::Table => print(&report::to_table(&report, true)),
         ScanFormat::Json => emit(|out| report::write_json(&report, out)),
         ScanFormat::Markdown => print(&report::to_markdown(&report)),
+    }?;
+    // After the report, which says which and why: an action that failed is a runtime failure.
+    match report.summary.failed {
+        0 => Ok(()),
+        failed => Err(Failure::runtime(anyhow::anyhow!(
+            "{failed} of {} actions failed; their marks stay in the ledger and are retried",
+            report.actions.len()
+        ))),
     }
 }
 

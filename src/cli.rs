@@ -79,8 +79,11 @@ pub enum Command {
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9745")]
         listen: String,
         /// Seconds between checks when no file-system event arrives (default: 1, or the config's)
-        #[arg(long, value_name = "SECONDS")]
+        #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
         poll_interval: Option<f64>,
+        /// Wait for a Hermes home that does not exist yet instead of failing
+        #[arg(long)]
+        wait_for_home: bool,
     },
     /// One pass over the current and rotated logs and auth.json: what happened, what would be done
     Scan {
@@ -105,6 +108,15 @@ pub enum Command {
         /// The credential's id or label
         credential: String,
     },
+}
+
+/// A number of seconds above zero (and finite).
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds.is_finite() => Ok(seconds),
+        Ok(_) => Err("must be a number of seconds above zero".into()),
+        Err(error) => Err(error.to_string()),
+    }
 }
 
 #[derive(Debug, Subcommand)]

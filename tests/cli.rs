@@ -204,3 +204,75 @@ fn no_secret_reaches_any_output_even_without_hermes_redaction() {
         }
     }
 }
+
+#[test]
+fn a_home_that_does_not_exist_is_exit_2_and_nothing_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-home");
+    for args in [
+        &["scan"][..],
+        &["scan", "--apply"],
+        &["status"],
+        &["revive", "openai-codex", "alice"],
+        &["watch", "--poll-interval", "0.1"],
+    ] {
+        warden_in(&missing)
+            .args(["--hermes-version", "0.19.0"])
+            .args(args)
+            .timeout(std::time::Duration::from_secs(20))
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(
+                "no-such-home: no Hermes home here",
+            ));
+        assert!(!missing.exists(), "{args:?} created the home");
+    }
+}
+
+#[test]
+fn watch_waits_for_a_home_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let later = dir.path().join("later");
+    let mut daemon = crate::watch::Daemon::spawn(
+        &later,
+        &[
+            "--hermes-version",
+            "0.19.0",
+            "watch",
+            "--dry-run",
+            "--wait-for-home",
+            "--poll-interval",
+            "0.1",
+        ],
+    );
+    std::fs::create_dir_all(later.join("logs")).unwrap();
+    std::fs::write(
+        later.join("logs/errors.log"),
+        "2026-05-26 10:00:00,000 WARNING [s1] agent.context_compressor: Failed to generate context summary: Request timed out.\n",
+    )
+    .unwrap();
+    daemon.wait_for_audit(1);
+    let (code, stderr) = daemon.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+
+    // Waiting, a stop request ends it cleanly.
+    let never = dir.path().join("never");
+    let waiting = crate::watch::Daemon::spawn(&never, &["watch", "--wait-for-home"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (code, stderr) = waiting.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!never.exists());
+}
+
+#[test]
+fn a_poll_interval_of_zero_is_refused() {
+    let home = tempfile::tempdir().unwrap();
+    for value in ["0", "-1", "nan", "inf"] {
+        warden_in(home.path())
+            .args(["watch", &format!("--poll-interval={value}")])
+            .timeout(std::time::Duration::from_secs(20))
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("--poll-interval"));
+    }
+}

@@ -335,6 +335,40 @@ fn hold_lock(root: &Path) -> Child {
 }
 
 #[test]
+fn scan_apply_whose_action_failed_prints_the_report_and_exits_1() {
+    let home = HermesHome::build("codex-revoked-0.15", "0.15.0");
+    let root = &home.root;
+    std::fs::write(root.join("warden.toml"), "lock_timeout_seconds = 0.3\n").unwrap();
+    let before = std::fs::read(root.join("auth.json")).unwrap();
+    let mut holder = hold_lock(root);
+    let output = warden_in(root)
+        .args([
+            "--hermes-version",
+            "0.15.0",
+            "scan",
+            "--apply",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("1 of 1 actions failed"), "{stderr}");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("the report is printed");
+    assert_eq!(report["actions"][0]["result"], "failed", "{report}");
+    assert_eq!(std::fs::read(root.join("auth.json")).unwrap(), before);
+    // The mark waits in the ledger; the next run writes it and succeeds.
+    assert!(ledger(root)["marks"][0]["applied_at"].is_null());
+    assert_eq!(
+        scan_apply(root, &["--hermes-version", "0.15.0"])["actions"][0]["result"],
+        "applied"
+    );
+}
+
+#[test]
 fn a_lock_held_past_the_deadline_means_no_write_a_counted_failure_and_a_retry() {
     let home = HermesHome::build("codex-revoked-0.15", "0.15.0");
     let root = &home.root;
