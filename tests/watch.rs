@@ -512,3 +512,32 @@ fn sighup_reloads_the_whole_configuration() {
         "the new line limit is in force: {stderr}"
     );
 }
+
+#[test]
+fn an_idle_daemon_does_not_rewrite_its_checkpoint() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let errors = dir.path().join("logs/errors.log");
+    append(&errors, &failure_line(1));
+    let mut daemon = Daemon::start(dir.path(), &[]);
+    daemon.wait_for_audit(1);
+    let checkpoint = dir.path().join("warden/checkpoints.json");
+    let written = daemon.wait_until(|| {
+        let text = std::fs::read_to_string(&checkpoint).map_err(|e| e.to_string())?;
+        text.contains("errors.log")
+            .then(|| std::fs::metadata(&checkpoint).unwrap().ino())
+            .ok_or("the checkpoint of the first line".to_owned())
+    });
+    // Ten steps at 0.1 s with nothing new: the same file (a rewrite renames a new one in).
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(std::fs::metadata(&checkpoint).unwrap().ino(), written);
+    append(&errors, &failure_line(2));
+    daemon.wait_for_audit(2);
+    daemon.wait_until(|| {
+        (std::fs::metadata(&checkpoint).unwrap().ino() != written)
+            .then_some(())
+            .ok_or("a new checkpoint after a new line".to_owned())
+    });
+    let (code, _) = daemon.stop();
+    assert_eq!(code, Some(0));
+}

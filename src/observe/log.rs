@@ -1,10 +1,13 @@
 //! The daemon's own log (stderr, through `tracing`): one sink of the internal events.
 //!
 //! Warnings by default: what changed a credential or needs the user; `-v` adds what the warden
-//! does, `-vv` the details. Every text here came through the stages already scrubbed or is the
-//! warden's own.
+//! does, `-vv` the details. One line per transition (a credential newly dead, a mark applied,
+//! reverted, revived, a write that failed), never one per log line: findings and cut lines are
+//! counted and summarised periodically ([`DaemonLog`]); the audit log keeps every finding.
+//! Every text here came through the stages already scrubbed or is the warden's own.
 
-use std::time::Duration;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use crate::follow::tailer::TailNote;
 use crate::observe::events::{
@@ -62,6 +65,7 @@ pub fn log(event: &WardenEvent) {
     }
 }
 
+/// A finding, in detail (`-vv`); the daemon summarises them instead ([`DaemonLog`]).
 fn log_finding(finding: &Finding) {
     let Finding {
         event,
@@ -69,28 +73,132 @@ fn log_finding(finding: &Finding) {
         result,
         ..
     } = finding;
-    if event.kind.is_credential_failure() && attribution.kind() == AttributionKind::Unattributed {
-        tracing::warn!(
-            rule = event.rule,
-            file = event.file,
-            line = event.line,
-            "unattributed credential failure"
-        );
+    tracing::debug!(
+        rule = event.rule,
+        file = event.file,
+        line = event.line,
+        attribution = attribution.kind().as_str(),
+        credential = attribution
+            .credential()
+            .map(|c| format!("{}/{}", c.provider, c.id)),
+        result = result.map(result_name),
+        "finding"
+    );
+}
+
+fn result_name(result: ActionResult) -> &'static str {
+    match result {
+        ActionResult::AlreadyDead => "already dead",
+        ActionResult::WouldApply => "would be marked dead (dry run)",
+        ActionResult::Applied => "marked dead",
+        ActionResult::Failed => "not marked yet (retried from the ledger)",
     }
-    if let Some(result) = result {
-        tracing::warn!(
-            rule = event.rule,
-            credential = attribution
-                .credential()
-                .map(|c| format!("{}/{}", c.provider, c.id)),
-            "credential failed for good: {}",
-            match result {
-                ActionResult::AlreadyDead => "already dead",
-                ActionResult::WouldApply => "would be marked dead (dry run)",
-                ActionResult::Applied => "marked dead",
-                ActionResult::Failed => "not marked yet (retried from the ledger)",
+}
+
+/// How often the daemon summarises what it found.
+pub const SUMMARY_EVERY: Duration = Duration::from_secs(60);
+
+/// The daemon's log: transitions at once, findings and cut lines as a summary every
+/// [`SUMMARY_EVERY`] (and at the end), a credential that failed for good once per run.
+pub struct DaemonLog {
+    counts: Counts,
+    since: Instant,
+    /// Credentials already said to have failed for good: (profile, provider, id).
+    announced: HashSet<(Option<String>, String, String)>,
+}
+
+#[derive(Default)]
+struct Counts {
+    findings: u64,
+    credential_failures: u64,
+    unattributed: u64,
+    lines: u64,
+    cut: u64,
+}
+
+impl Default for DaemonLog {
+    fn default() -> Self {
+        DaemonLog {
+            counts: Counts::default(),
+            since: Instant::now(),
+            announced: HashSet::new(),
+        }
+    }
+}
+
+impl DaemonLog {
+    pub fn record(&mut self, event: &WardenEvent) {
+        match event {
+            WardenEvent::Finding(finding) => self.count(finding),
+            WardenEvent::LinesRead { lines, .. } => {
+                self.counts.lines += lines;
+                log(event);
             }
+            WardenEvent::LinesCut { count, .. } => {
+                // The first cut is worth a warning; the rest go into the summary.
+                if self.counts.cut == 0 {
+                    log(event);
+                }
+                self.counts.cut += count;
+            }
+            _ => log(event),
+        }
+    }
+
+    fn count(&mut self, finding: &Finding) {
+        log_finding(finding);
+        let counts = &mut self.counts;
+        counts.findings += 1;
+        if finding.event.kind.is_credential_failure() {
+            counts.credential_failures += 1;
+            if finding.attribution.kind() == AttributionKind::Unattributed {
+                counts.unattributed += 1;
+            }
+        }
+        if let (Some(result), Some(credential)) = (finding.result, finding.attribution.credential())
+        {
+            let key = (
+                finding.event.profile.clone(),
+                credential.provider.clone(),
+                credential.id.clone(),
+            );
+            if self.announced.insert(key) {
+                tracing::warn!(
+                    profile = finding.event.profile.as_deref(),
+                    rule = finding.event.rule,
+                    credential = format!("{}/{}", credential.provider, credential.id),
+                    "credential failed for good: {}",
+                    result_name(result)
+                );
+            }
+        }
+    }
+
+    /// Writes the summary when one is due (`force`: at the end) and there is something to say.
+    pub fn summarise(&mut self, force: bool) {
+        if !force && self.since.elapsed() < SUMMARY_EVERY {
+            return;
+        }
+        let Counts {
+            findings,
+            credential_failures,
+            unattributed,
+            lines,
+            cut,
+        } = std::mem::take(&mut self.counts);
+        let seconds = self.since.elapsed().as_secs();
+        self.since = Instant::now();
+        if findings == 0 && cut == 0 {
+            return;
+        }
+        let text = format!(
+            "in {seconds} s: {lines} lines read ({cut} cut), {findings} findings, \
+             {credential_failures} credential failures ({unattributed} unattributed, not acted on)"
         );
+        match unattributed {
+            0 => tracing::info!("{text}"),
+            _ => tracing::warn!("{text}; see warden/audit.jsonl"),
+        }
     }
 }
 

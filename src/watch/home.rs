@@ -29,6 +29,11 @@ use crate::watch::WatchOptions;
 
 /// How far back events are kept to pair and correlate new ones with.
 const RECENT_SECONDS: f64 = 600.0;
+/// At most this many of them (a flood of failures within the window keeps memory bounded;
+/// pairing needs only the last few seconds of a session).
+const RECENT_MAX: usize = 20_000;
+/// At most this many records remembered to drop their second copy.
+const COPIES_MAX: usize = 100_000;
 
 struct WatchedLog {
     /// Path relative to the root home, the checkpoint key (`logs/errors.log`).
@@ -259,6 +264,16 @@ impl WatchedHome {
         });
         self.copies
             .retain(|_, (_, at)| *at >= newest - RECENT_SECONDS);
+        let excess = (self.recent.len() + new_events.len()).saturating_sub(RECENT_MAX);
+        self.recent.drain(..excess.min(self.recent.len()));
+        if self.copies.len() > COPIES_MAX {
+            // Oldest first: the copy of a record comes within milliseconds of it.
+            let mut times: Vec<f64> = self.copies.values().map(|(_, at)| *at).collect();
+            let cut = times.len() - COPIES_MAX / 2;
+            let (_, oldest_kept, _) = times.select_nth_unstable_by(cut, f64::total_cmp);
+            let oldest_kept = *oldest_kept;
+            self.copies.retain(|_, (_, at)| *at >= oldest_kept);
+        }
         let earlier = self.recent.len();
         self.recent.extend(new_events);
         earlier

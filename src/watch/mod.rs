@@ -24,7 +24,7 @@ use crate::follow::checkpoints::Checkpoints;
 use crate::hermes::home as hermes_home;
 use crate::observe::audit::{AuditLog, Reach};
 use crate::observe::events::{StateFile, StateFileTrouble, WardenEvent, state_dir};
-use crate::observe::log::log;
+use crate::observe::log::DaemonLog;
 use crate::pass::Settings;
 use crate::remediate::remedy::Remedy;
 use crate::shared::files;
@@ -52,12 +52,13 @@ enum Wake {
 
 /// Where every internal event goes: the daemon's log, then the audit log.
 struct Sinks {
+    log: DaemonLog,
     audit: AuditLog,
 }
 
 impl Sinks {
     fn emit(&mut self, events: &[WardenEvent], now: Timestamp) -> anyhow::Result<()> {
-        events.iter().for_each(log);
+        events.iter().for_each(|event| self.log.record(event));
         self.audit
             .record(events, now)
             .context("cannot append to the audit log")
@@ -71,6 +72,7 @@ pub fn run(settings: Settings, options: WatchOptions, reload: &Reload) -> anyhow
     let mut stop = false;
     loop {
         daemon.step(&mut watcher)?;
+        daemon.sinks.log.summarise(stop);
         if stop {
             wakes.close();
             tracing::info!("stopped");
@@ -96,6 +98,9 @@ struct Daemon {
     remedy: Remedy,
     checkpoints: Checkpoints,
     checkpoint_path: PathBuf,
+    /// What the checkpoint file holds: written only when the positions moved (and once at
+    /// start, which says the daemon is up).
+    saved: Option<Checkpoints>,
     homes: Vec<WatchedHome>,
     watches: Watches,
 }
@@ -111,7 +116,10 @@ impl Daemon {
         let (checkpoints, reach) = open_checkpoints(&checkpoint_path, &mut startup)?;
         let (audit, torn) = AuditLog::open(&StateFile::Audit.path(&root), reach)?;
         startup.extend(torn);
-        let mut sinks = Sinks { audit };
+        let mut sinks = Sinks {
+            log: DaemonLog::default(),
+            audit,
+        };
         sinks.emit(&startup, settings.now)?;
         Ok(Daemon {
             remedy: Remedy::open(&root, settings.policy)?,
@@ -121,6 +129,7 @@ impl Daemon {
             sinks,
             checkpoints,
             checkpoint_path,
+            saved: None,
             homes: Vec::new(),
             watches: Watches::default(),
         })
@@ -148,9 +157,13 @@ impl Daemon {
             self.sinks.emit(&events, self.settings.now)?;
             home.note_positions(&mut self.checkpoints);
         }
-        self.checkpoints
-            .save(&self.checkpoint_path)
-            .with_context(|| format!("{}: cannot write", self.checkpoint_path.display()))
+        if self.saved.as_ref() != Some(&self.checkpoints) {
+            self.checkpoints
+                .save(&self.checkpoint_path)
+                .with_context(|| format!("{}: cannot write", self.checkpoint_path.display()))?;
+            self.saved = Some(self.checkpoints.clone());
+        }
+        Ok(())
     }
 
     /// SIGHUP: everything from the files again, or the old settings kept when refused.
