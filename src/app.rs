@@ -320,11 +320,14 @@ fn apply_actions(
     analysis.reread_state(&settings.root)
 }
 
-/// The remedy, with a broken ledger repaired (and reported) before anything reads it.
+/// The remedy, with a broken ledger repaired and the journal's gaps filled (and reported)
+/// before anything reads them.
 fn open_remedy(settings: &Settings) -> anyhow::Result<Remedy> {
     let remedy = Remedy::open(&settings.root, settings.policy)?;
     let mut events = Vec::new();
-    remedy.ledger(&mut events)?;
+    let (audit, torn) = AuditLog::open(&StateFile::Audit.path(&settings.root), Reach::Recent)?;
+    events.extend(torn);
+    remedy.journal_gaps(&audit, &mut events)?;
     record(settings, &events)?;
     Ok(remedy)
 }

@@ -1094,3 +1094,59 @@ fn mark_as_dead_is_refused_on_015_and_honoured_on_019() {
     mark_as_on("0.15.0", "dead");
     mark_as_on("0.19.0", "dead");
 }
+
+/// Killed between the auth.json write and the audit append (here: the `applied` line taken
+/// back out of the audit log), the warden writes the missing line at its next start, once.
+#[test]
+fn an_applied_mark_missing_from_the_audit_log_is_recorded_at_the_next_start() {
+    let home = HermesHome::build("codex-revoked-0.15", "0.15.0");
+    let root = &home.root;
+    let args = ["--hermes-version", "0.15.0"];
+    assert_eq!(scan_apply(root, &args)["actions"][0]["result"], "applied");
+    let audit_path = root.join("warden/audit.jsonl");
+    let applied = |root: &Path| {
+        audit(root)
+            .iter()
+            .filter(|r| r["type"] == "mark" && r["change"] == "applied")
+            .count()
+    };
+    assert_eq!(applied(root), 1);
+    let cut_applied = || {
+        let text = std::fs::read_to_string(&audit_path).unwrap();
+        let kept: String = text
+            .lines()
+            .filter(|line| !line.contains("\"change\":\"applied\""))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        std::fs::write(&audit_path, kept).unwrap();
+        assert_eq!(applied(root), 0);
+    };
+
+    cut_applied();
+    let mut daemon = Daemon::spawn(
+        root,
+        &[
+            "--hermes-version",
+            "0.15.0",
+            "watch",
+            "--poll-interval",
+            "0.1",
+        ],
+    );
+    daemon.wait_until(|| match applied(root) {
+        0 => Err("the applied line written again".to_owned()),
+        n => Ok(n),
+    });
+    let (code, stderr) = daemon.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(applied(root), 1, "once");
+
+    cut_applied();
+    assert_eq!(
+        scan_apply(root, &args)["actions"][0]["result"],
+        "already_dead"
+    );
+    assert_eq!(applied(root), 1, "scan --apply fills the gap too");
+    scan_apply(root, &args);
+    assert_eq!(applied(root), 1, "and only once");
+}

@@ -196,6 +196,18 @@ impl AuditRecord {
         })
     }
 
+    /// When it was written (RFC 3339).
+    fn recorded_at(&self) -> &str {
+        match self {
+            AuditRecord::Finding(record) => &record.recorded_at,
+            AuditRecord::Mark(record) => &record.recorded_at,
+            AuditRecord::AuthWrite(record) => &record.recorded_at,
+            AuditRecord::Revive(record) => &record.recorded_at,
+            AuditRecord::StateFile(record) => &record.recorded_at,
+            AuditRecord::Reload(record) => &record.recorded_at,
+        }
+    }
+
     /// The record's `type`, `None` for a finding.
     fn type_name(&self) -> Option<&'static str> {
         match self {
@@ -308,6 +320,10 @@ pub struct AuditLog {
     recorded: HashMap<(u64, u64, Option<String>), u64>,
     /// Recent records: (record id, log key, event time in epoch seconds).
     recent: Vec<(String, String, f64)>,
+    /// The `mark` records that say a mark reached auth.json, in the part read.
+    applied: Vec<MarkRecord>,
+    /// When the first record of the part read was written (`None`: the log is empty).
+    read_since: Option<Timestamp>,
 }
 
 /// How much of the end of the audit log is read at start to learn what is already recorded.
@@ -332,14 +348,26 @@ impl AuditLog {
             path: path.to_owned(),
             recorded: HashMap::new(),
             recent: Vec::new(),
+            applied: Vec::new(),
+            read_since: None,
         };
         let start = match (reach, std::fs::metadata(path)) {
             (Reach::Recent, Ok(metadata)) => metadata.len().saturating_sub(RECENT_AUDIT_BYTES),
             _ => 0,
         };
         replay_from(path, start, |record| {
-            if let AuditRecord::Finding(finding) = record {
-                audit.learn(&finding);
+            if audit.read_since.is_none() {
+                audit.read_since = record.recorded_at().parse().ok();
+            }
+            match record {
+                AuditRecord::Finding(finding) => audit.learn(&finding),
+                AuditRecord::Mark(mark)
+                    if matches!(mark.change, ChangeKind::Applied | ChangeKind::Reverted)
+                        || mark.already_dead =>
+                {
+                    audit.applied.push(mark)
+                }
+                _ => {}
             }
         })
         .map_err(in_path)?;
@@ -356,6 +384,28 @@ impl AuditLog {
             .push((finding.record.clone(), finding.file.clone(), time));
         let end = self.recorded.entry(finding.source.file_key()).or_insert(0);
         *end = finding.source.end.max(*end);
+    }
+
+    /// Whether the log holds that the mark of this credential, applied at `applied_at`, reached
+    /// auth.json. A mark applied before the part that was read is taken as recorded: a record
+    /// lost to a crash is always the last thing that was to be written.
+    pub fn holds_applied(
+        &self,
+        profile: Option<&str>,
+        provider: &str,
+        credential_id: &str,
+        fingerprint: Option<&str>,
+        applied_at: Timestamp,
+    ) -> bool {
+        self.read_since.is_some_and(|since| applied_at < since)
+            || self.applied.iter().any(|mark| {
+                mark.profile.as_deref() == profile
+                    && mark.provider == provider
+                    && match (fingerprint, mark.fingerprint.as_deref()) {
+                        (Some(a), Some(b)) => a == b,
+                        _ => mark.credential_id == credential_id,
+                    }
+            })
     }
 
     /// The records found at the end of the log when it was opened: (record id, log key, time).

@@ -17,6 +17,7 @@ use jiff::Timestamp;
 use crate::hermes::home::Target;
 use crate::hermes::semantics::{DeadForm, FormRefused, MarkAs, Semantics};
 use crate::hermes::version::HermesVersion;
+use crate::observe::audit::AuditLog;
 use crate::observe::events::{
     AuthWrite, ChangeKind, MarkChange, RecordedMark, Revived, StateFile, StateFileTrouble,
     WardenEvent, WriteResult, state_dir,
@@ -139,6 +140,41 @@ impl Remedy {
                 .iter()
                 .any(|mark| mark.profile.as_deref() == profile && mark.applied_at.is_none())
         })
+    }
+
+    /// `applied` records for the marks that reached auth.json but not the audit log (the
+    /// warden was killed between the write and the append), so the journal is whole again.
+    pub fn journal_gaps(
+        &self,
+        audit: &AuditLog,
+        events: &mut Vec<WardenEvent>,
+    ) -> anyhow::Result<()> {
+        let mut changes = Vec::new();
+        let ledger = self.ledger(events)?;
+        for mark in &ledger.marks {
+            let Some(applied_at) = mark.applied_at.as_deref().and_then(|t| t.parse().ok()) else {
+                continue;
+            };
+            let recorded = audit.holds_applied(
+                mark.profile.as_deref(),
+                &mark.provider,
+                &mark.credential_id,
+                mark.fingerprint.as_deref(),
+                applied_at,
+            );
+            if !recorded {
+                changes.push(WardenEvent::Mark(MarkChange {
+                    change: ChangeKind::Applied,
+                    profile: mark.profile.clone(),
+                    provider: mark.provider.clone(),
+                    credential_id: mark.credential_id.clone(),
+                    fingerprint: mark.fingerprint.clone(),
+                    recorded: None,
+                }));
+            }
+        }
+        events.extend(changes);
+        Ok(())
     }
 
     /// When each credential was last revived, as the ledger says now.

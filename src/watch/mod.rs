@@ -116,13 +116,15 @@ impl Daemon {
         let (checkpoints, reach) = open_checkpoints(&checkpoint_path, &mut startup)?;
         let (audit, torn) = AuditLog::open(&StateFile::Audit.path(&root), reach)?;
         startup.extend(torn);
+        let remedy = Remedy::open(&root, settings.policy)?;
+        remedy.journal_gaps(&audit, &mut startup)?;
         let mut sinks = Sinks {
             log: DaemonLog::default(),
             audit,
         };
         sinks.emit(&startup, settings.now)?;
         Ok(Daemon {
-            remedy: Remedy::open(&root, settings.policy)?,
+            remedy,
             root,
             settings,
             options,
