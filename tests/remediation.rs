@@ -1150,3 +1150,36 @@ fn an_applied_mark_missing_from_the_audit_log_is_recorded_at_the_next_start() {
     scan_apply(root, &args);
     assert_eq!(applied(root), 1, "and only once");
 }
+
+/// A dry run reads auth.json like a real one: the revoked credential is pinned and would be
+/// marked, and nothing is written.
+#[test]
+fn a_dry_run_daemon_attributes_and_would_mark_but_writes_nothing() {
+    let home = HermesHome::build("codex-revoked-0.15", "0.15.0");
+    let root = &home.root;
+    let alice = home.credential_id("alice@example.com", None);
+    let before = std::fs::read(root.join("auth.json")).unwrap();
+    let mut daemon = Daemon::spawn(
+        root,
+        &[
+            "--hermes-version",
+            "0.15.0",
+            "watch",
+            "--dry-run",
+            "--poll-interval",
+            "0.1",
+        ],
+    );
+    let finding = daemon.wait_until(|| {
+        audit(root)
+            .into_iter()
+            .find(|r| r["action"] == "mark_dead" && !r["result"].is_null())
+            .ok_or("a finding with an action".to_owned())
+    });
+    let (code, stderr) = daemon.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(finding["result"], "would_apply", "{finding}");
+    assert_eq!(finding["credential"]["id"], alice.as_str(), "{finding}");
+    assert_eq!(std::fs::read(root.join("auth.json")).unwrap(), before);
+    assert!(!root.join("warden/ledger.json").exists());
+}

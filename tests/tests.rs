@@ -5,6 +5,7 @@ mod cli;
 mod real_hermes;
 mod remediation;
 mod reports;
+mod secrets;
 mod state_files;
 mod tailer_model;
 mod util;

@@ -1,8 +1,10 @@
 //! Reports of a pass: the contract's JSON, a terminal table, and markdown for bug reports.
 //!
 //! The JSON keys are a contract shared with dashboards and outside checks (see the design
-//! notes). Every free text that came from a log or auth.json goes through `secrets::scrub`;
-//! secrets themselves never reach this module.
+//! notes). Every text that came from a log or auth.json (providers, ids, labels, sources,
+//! reasons, sessions, fingerprints) goes through `secrets::scrub` when its row is built, before
+//! anything can cut it; secrets themselves never reach this module. File names, `file:line`
+//! evidence and profile names are the warden's own.
 
 use std::fmt::Write as _;
 
@@ -240,20 +242,22 @@ fn event_rows(analysis: &Analysis, zone: &TimeZone) -> Vec<EventRow> {
                 kind: event.kind,
                 provider: event
                     .provider
-                    .clone()
-                    .or_else(|| attribution.credential().map(|c| c.provider.clone())),
+                    .as_deref()
+                    .or_else(|| attribution.credential().map(|c| c.provider.as_str()))
+                    .map(clean),
                 status: event.status,
-                reason: event.reason.as_deref().map(|r| scrub(r).into_owned()),
+                reason: event.reason.as_deref().map(clean),
                 profile: event.profile.clone(),
-                session: event.session.clone(),
+                session: event.session.as_deref().map(clean),
                 credential: attribution.credential().map(scrubbed_ref),
                 attribution: attribution.kind(),
+                // `file:line` of the naming line: the warden's own words.
                 named_by: match attribution {
                     Attribution::Named { via, .. } => via.clone(),
                     _ => None,
                 },
                 unattributed_because: match attribution {
-                    Attribution::Unattributed { why } => Some(scrub(why).into_owned()),
+                    Attribution::Unattributed { why } => Some(clean(why)),
                     _ => None,
                 },
             };
@@ -276,16 +280,12 @@ fn action_rows(analysis: &Analysis) -> Vec<ActionRow> {
             let event = &analysis.events[action.event];
             ActionRow {
                 profile: action.profile.clone(),
-                provider: action.credential.provider.clone(),
-                credential_id: action.credential.id.clone(),
-                label: action
-                    .credential
-                    .label
-                    .as_deref()
-                    .map(|l| scrub(l).into_owned()),
+                provider: clean(&action.credential.provider),
+                credential_id: clean(&action.credential.id),
+                label: action.credential.label.as_deref().map(clean),
                 action: Action::MarkDead,
                 rule: action.rule.clone(),
-                reason: action.reason.as_deref().map(|r| scrub(r).into_owned()),
+                reason: action.reason.as_deref().map(clean),
                 result: action.result,
                 evidence: format!("{}:{}", event.file, event.line),
             }
@@ -309,30 +309,29 @@ fn pool_rows(
                 let state = semantics.availability(entry, now);
                 credentials.push(CredentialRow {
                     profile: profile.map(str::to_owned),
-                    provider: pool.provider.clone(),
-                    id: entry.id.clone(),
-                    label: entry.label.as_deref().map(|l| scrub(l).into_owned()),
-                    source: entry.source.clone(),
+                    provider: clean(&pool.provider),
+                    id: clean(&entry.id),
+                    label: entry.label.as_deref().map(clean),
+                    source: entry.source.as_deref().map(clean),
                     state: state.state,
-                    reason: state.reason.as_deref().map(|r| scrub(r).into_owned()),
+                    reason: state.reason.as_deref().map(clean),
                     since: state
                         .since
                         .and_then(|at| Timestamp::from_millisecond((at * 1000.0) as i64).ok())
                         .map(|t| format_time(t, &settings.zone)),
                     available_in_seconds: state.available_in_seconds.map(|s| s.ceil() as u64),
-                    fingerprint: entry.fingerprint.clone(),
+                    // Computed, or the entry's own `secret_fingerprint`: text from auth.json.
+                    fingerprint: entry.fingerprint.as_deref().map(clean),
                     warden: WardenNote::of(&analysis.ledger, profile, &pool.provider, entry),
                 });
             }
         }
         if let Some(provider) = &home.compression_provider {
-            compaction.push(compaction::risk(
-                profile,
-                provider,
-                &home.snapshot,
-                semantics,
-                now,
-            ));
+            let risk = compaction::risk(profile, provider, &home.snapshot, semantics, now);
+            compaction.push(CompactionRisk {
+                provider: clean(&risk.provider),
+                ..risk
+            });
         }
     }
     (credentials, compaction)
@@ -361,9 +360,15 @@ fn summarise(events: &[EventRow], actions: &[ActionRow], compaction: &[Compactio
 
 fn scrubbed_ref(credential: &CredentialRef) -> CredentialRef {
     CredentialRef {
-        label: credential.label.as_deref().map(|l| scrub(l).into_owned()),
-        ..credential.clone()
+        provider: clean(&credential.provider),
+        id: clean(&credential.id),
+        label: credential.label.as_deref().map(clean),
     }
+}
+
+/// Text from a log or auth.json, scrubbed of anything token-like: fit to be shown.
+fn clean(text: &str) -> String {
+    scrub(text).into_owned()
 }
 
 fn format_time(timestamp: Timestamp, zone: &TimeZone) -> String {

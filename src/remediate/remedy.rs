@@ -378,7 +378,7 @@ fn record(
             .as_deref()
             .map(|label| scrub(label).into_owned()),
         fingerprint: entry.fingerprint.clone(),
-        reason: action.reason.clone(),
+        reason: action.reason.as_deref().map(|r| scrub(r).into_owned()),
         evidence: MarkEvidence {
             rule: event.rule.clone(),
             file: event.file.clone(),

@@ -3,7 +3,17 @@
 //! Text that came from logs or auth.json (labels, reasons, messages) may hold a token when the
 //! user turned Hermes's redaction off. Before such text leaves the program, every run of token
 //! characters long enough to be a credential and mixing letters and digits is replaced by its
-//! `sha256:<16 hex>` fingerprint. E-mail addresses and reason codes pass unchanged.
+//! `sha256:<16 hex>` fingerprint. E-mail addresses, reason codes and Hermes session ids pass
+//! unchanged.
+//!
+//! A run that is a path (`/tmp/.tmpAbC123/warden/ledger.json`, `./x`, `../x`, `~/x`) is judged
+//! one segment at a time, so an error message still says which file it is about, while a token
+//! that is a segment of its own is still replaced. A run is taken for a path only when nothing
+//! in it looks like a token cut by `/`: no `+`, `=` or `//` (standard base64, Google's `1//0g`
+//! refresh tokens) and no segment of 12 or more letters and digits mixing upper case, lower
+//! case and digits; such a run is judged whole, as any other.
+//!
+//! Scrub before you cut: a token cut in half may be too short to be recognised.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
@@ -15,19 +25,69 @@ use sha2::{Digest, Sha256};
 /// Shortest run treated as a possible secret. Hermes's own redaction keeps 6 + 4 characters.
 const MIN_SECRET_LEN: usize = 20;
 
+/// Shortest path segment of mixed-case letters and digits that makes a run a token, not a path.
+const MIN_RANDOM_SEGMENT_LEN: usize = 12;
+
+/// How a run that is a path begins.
+const PATH_STARTS: [&str; 4] = ["/", "./", "../", "~/"];
+
 static TOKEN_RUN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(r"[A-Za-z0-9_\-+/=.~]{{{MIN_SECRET_LEN},}}")).expect("valid regex")
 });
 
+/// A Hermes session id (`%Y%m%d_%H%M%S_` and a few hex digits): a time, not a secret.
+static SESSION_ID: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[0-9]{8}_[0-9]{6}_[0-9a-f]{4,12}$").expect("valid regex"));
+
 /// `text` with every token-like run replaced by its fingerprint.
 pub fn scrub(text: &str) -> Cow<'_, str> {
-    TOKEN_RUN.replace_all(text, |caps: &regex::Captures| {
-        let run = &caps[0];
-        if looks_like_secret(run) {
-            fingerprint_of(run)
-        } else {
-            run.to_owned()
-        }
+    TOKEN_RUN.replace_all(text, |caps: &regex::Captures| scrub_run(&caps[0]))
+}
+
+/// One run of token characters, scrubbed: a path segment by segment, anything else whole.
+fn scrub_run(run: &str) -> String {
+    if is_path(run) {
+        run.split('/').map(judge).collect::<Vec<_>>().join("/")
+    } else if starts_like_path(run) && has_random_segment(run) {
+        fingerprint_of(run)
+    } else {
+        judge(run).into_owned()
+    }
+}
+
+/// `text` (a run, or a segment of a path) with each piece between `..`s that looks like a
+/// secret replaced. `..` only separates: it does not make a token harmless (`...sk-proj-...`),
+/// and Hermes's own redaction (`sk-pro...wxyz`) leaves pieces too short to be secrets.
+fn judge(text: &str) -> Cow<'_, str> {
+    if !text.contains("..") {
+        return match looks_like_secret(text) {
+            true => Cow::Owned(fingerprint_of(text)),
+            false => Cow::Borrowed(text),
+        };
+    }
+    Cow::Owned(text.split("..").map(judge).collect::<Vec<_>>().join(".."))
+}
+
+fn starts_like_path(run: &str) -> bool {
+    PATH_STARTS.iter().any(|start| run.starts_with(start))
+}
+
+/// Whether `run` is a path to be judged segment by segment.
+fn is_path(run: &str) -> bool {
+    starts_like_path(run)
+        && !run.contains(['+', '='])
+        && !run.contains("//")
+        && !has_random_segment(run)
+}
+
+/// Whether a segment of `run` looks like a piece of a random token (base64 cut at its `/`).
+fn has_random_segment(run: &str) -> bool {
+    run.split('/').any(|segment| {
+        segment.len() >= MIN_RANDOM_SEGMENT_LEN
+            && segment.bytes().all(|b| b.is_ascii_alphanumeric())
+            && segment.bytes().any(|b| b.is_ascii_uppercase())
+            && segment.bytes().any(|b| b.is_ascii_lowercase())
+            && segment.bytes().any(|b| b.is_ascii_digit())
     })
 }
 
@@ -50,15 +110,40 @@ pub fn short_hash(bytes: &[u8]) -> String {
         })
 }
 
-fn looks_like_secret(run: &str) -> bool {
-    run.bytes().any(|b| b.is_ascii_digit())
-        && run.bytes().any(|b| b.is_ascii_alphabetic())
-        && !run.contains("..")
+/// Whether a piece of a run, without `..`, is long enough to be a credential and mixes letters
+/// and digits (a Hermes session id does too, and is none).
+fn looks_like_secret(piece: &str) -> bool {
+    piece.len() >= MIN_SECRET_LEN
+        && piece.bytes().any(|b| b.is_ascii_digit())
+        && piece.bytes().any(|b| b.is_ascii_alphabetic())
+        && !SESSION_ID.is_match(piece)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Obviously fake tokens of the shapes providers issue.
+    const JWT: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJmYWtlLXRlc3QtdXNlci0wMDAwIiwiZmFrZSI6dHJ1ZX0.ZmFrZS1zaWduYXR1cmUtbm90LWEtcmVhbC10b2tlbi0wMDAwMDAwMA";
+    const OPENAI: &str = "sk-proj-FAKEfake0123456789abcdefFAKEfake0123456789";
+    const ANTHROPIC: &str = "sk-ant-api03-FAKEfake0123456789abcdef-FAKEfake0123456789";
+    const GITHUB: &str = "gho_FAKEfake0123456789abcdefFAKEfake0123";
+    const BASE64: &str = "ZmFrZS1iYXNlNjQ+dG9rZW4/bm90LXJlYWw=";
+    const GOOGLE: &str = "1//0gFAKEfake0123456789abcdef-FAKEfake0123456789_fake";
+    /// Standard base64 that happens to begin with `/` and hold no `+` or `=`.
+    const SLASHED: &str = "/9jFAKEfake0123/4AAQSkZJRgABAQ/fake0123456789";
+
+    fn assert_scrubbed(text: &str, secret: &str) {
+        let scrubbed = scrub(text);
+        assert!(scrubbed.contains("sha256:"), "{text} -> {scrubbed}");
+        for window in secret.as_bytes().windows(12) {
+            let window = std::str::from_utf8(window).unwrap();
+            assert!(
+                !scrubbed.contains(window),
+                "{window:?} of {secret} is left in {scrubbed}"
+            );
+        }
+    }
 
     #[test]
     fn tokens_become_fingerprints() {
@@ -66,6 +151,71 @@ mod tests {
         let scrubbed = scrub(text);
         assert!(!scrubbed.contains("abcDEF1234567890"), "{scrubbed}");
         assert!(scrubbed.contains("sha256:"), "{scrubbed}");
+    }
+
+    #[test]
+    fn every_token_shape_is_scrubbed_whole() {
+        for secret in [JWT, OPENAI, ANTHROPIC, GITHUB, BASE64, GOOGLE, SLASHED] {
+            for text in [
+                secret.to_owned(),
+                format!("Bearer {secret} failed"),
+                format!("token={secret}"),
+                format!("'access_token': '{secret}'"),
+                format!("{secret}/auth.json"),
+                format!("/{secret}"),
+                format!("~/{secret}"),
+                format!("...{secret}"),
+                format!("key..{secret}...end"),
+            ] {
+                assert_scrubbed(&text, secret);
+            }
+            assert_eq!(scrub(secret), fingerprint_of(secret), "{secret}");
+        }
+    }
+
+    #[test]
+    fn a_token_that_is_a_segment_of_a_path_is_scrubbed() {
+        for secret in [JWT, OPENAI, ANTHROPIC, GITHUB] {
+            for path in [
+                format!("/tmp/{secret}/auth.json"),
+                format!("./{secret}"),
+                format!("../x/{secret}"),
+                format!("~/.hermes/{secret}.json"),
+            ] {
+                assert_scrubbed(&path, secret);
+                assert!(scrub(&path).contains('/'), "{path}: the path stays a path");
+            }
+        }
+        let scrubbed = scrub("/tmp/x/sk-proj-FAKEfake0123456789abcdefFAKE/auth.json");
+        assert!(scrubbed.starts_with("/tmp/x/sha256:"), "{scrubbed}");
+        assert!(scrubbed.ends_with("/auth.json"), "{scrubbed}");
+        // A path with a piece of base64 in it is judged whole.
+        for text in [
+            "/tmp/ZmFrZS1iYXNl+NjQ/auth.json",
+            "/tmp/AbCdEf123456/auth.json",
+            "../AbCdEf123456xyz/auth.json",
+            "//0gFAKEfake0123/auth.json",
+        ] {
+            assert_eq!(scrub(text), fingerprint_of(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn paths_pass() {
+        for text in [
+            "/tmp/.tmpAbC123/warden/ledger.json",
+            "/work/x/target/tmp9f8e7d6c5b4a3/auth.json",
+            "./target/debug/build/ring-0a1b2c3d4e5f/out",
+            "../hermes2/profiles/work2/logs/errors.log.1",
+            "~/.hermes/profiles/work-2026/auth.json",
+            "/home/user1/.hermes/warden/checkpoints.json",
+        ] {
+            assert_eq!(scrub(text), text);
+            let message = format!("{text}: cannot read: Permission denied (os error 13)");
+            assert_eq!(scrub(&message), message);
+            let quoted = format!("cannot open {text:?}");
+            assert_eq!(scrub(&quoted), quoted);
+        }
     }
 
     #[test]
@@ -78,6 +228,11 @@ mod tests {
             "2026-05-26T10:27:13.482+00:00",
             "logs/errors.log.1:12",
             "sha256:0123456789abcdef",
+            "20260528_201620_c0de15",
+            "sk-pro...abcd",
+            "api_key=sk-pro...abcd was rejected",
+            "Request timed out.. Further summary attempts paused for 60 seconds.",
+            "1.2.3..1.4.0",
         ] {
             assert_eq!(scrub(text), text);
         }

@@ -135,6 +135,11 @@ impl WatchedHome {
         dry_run: bool,
     ) -> anyhow::Result<Vec<WardenEvent>> {
         let mut events = Vec::new();
+        if self.refresh_snapshot() {
+            // A new auth.json is worth a try at once, even while backing off.
+            self.reconcile_due = true;
+            self.retry_at = None;
+        }
         if !dry_run {
             self.reconcile_if_due(settings, remedy, &mut events)?;
         }
@@ -185,19 +190,14 @@ impl WatchedHome {
         Ok(events)
     }
 
-    /// Reconciles auth.json with the ledger when it changed, a mark is pending, or a failed
-    /// write's pause is over.
+    /// Reconciles auth.json with the ledger when it changed (read at the start of the step), a
+    /// mark is pending, or a failed write's pause is over.
     fn reconcile_if_due(
         &mut self,
         settings: &Settings,
         remedy: &Remedy,
         events: &mut Vec<WardenEvent>,
     ) -> anyhow::Result<()> {
-        if self.refresh_snapshot() {
-            // A new auth.json is worth a try at once, even while backing off.
-            self.reconcile_due = true;
-            self.retry_at = None;
-        }
         let profile = self.target.profile.as_deref();
         if (self.reconcile_due || remedy.pending(profile, events)?)
             && self.retry_at.is_none_or(|at| Instant::now() >= at)
