@@ -205,14 +205,31 @@ fn rule_files(dir: &Path, layer: u8, required: bool) -> Result<Vec<RuleSource>, 
     paths.sort();
     paths
         .into_iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|error| Failure::usage(anyhow::anyhow!("{}: {error}", path.display())))?;
-            Ok(RuleSource {
+        .filter_map(|path| {
+            // Bounded, never blocking: a FIFO, a device or a directory named `*.toml`, or a
+            // file over the limit, is an error naming it. One gone since the listing is skipped.
+            let bytes = match crate::shared::files::read_limited(
+                &path,
+                crate::shared::files::RULE_FILE_LIMIT,
+            ) {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => return None,
+                Err(error) => return Some(Err(Failure::usage(error))),
+            };
+            let text = match String::from_utf8(bytes) {
+                Ok(text) => text,
+                Err(_) => {
+                    return Some(Err(Failure::usage(anyhow::anyhow!(
+                        "{}: not UTF-8 text",
+                        path.display()
+                    ))));
+                }
+            };
+            Some(Ok(RuleSource {
                 name: path.display().to_string(),
                 text,
                 layer,
-            })
+            }))
         })
         .collect()
 }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::hermes::semantics::MarkAs;
 use crate::pool::attribute::Windows;
 use crate::read::scanner::DEFAULT_MAX_LINE;
+use crate::shared::files;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -74,20 +75,28 @@ pub struct ConfigError {
 }
 
 /// Reads the config file; a missing default file is the defaults, a missing `--config` is an error.
+/// So is anything but a regular file (a FIFO, a device, a directory: found without blocking)
+/// and a file larger than [`files::CONFIG_LIMIT`].
 pub fn load(path: &Path, required: bool) -> Result<WardenConfig, ConfigError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound && !required => {
-            return Ok(WardenConfig::default());
-        }
-        Err(error) => {
-            return Err(ConfigError {
-                path: path.to_owned(),
-                line: 0,
-                message: error.to_string(),
-            });
-        }
+    let unreadable = |error: std::io::Error| ConfigError {
+        path: path.to_owned(),
+        line: 0,
+        message: files::without_path(error).to_string(),
     };
+    let bytes = match files::read_limited(path, files::CONFIG_LIMIT) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) if !required => return Ok(WardenConfig::default()),
+        Ok(None) => {
+            return Err(unreadable(std::io::Error::from_raw_os_error(libc::ENOENT)));
+        }
+        Err(error) => return Err(unreadable(error)),
+    };
+    let text = String::from_utf8(bytes).map_err(|_| {
+        unreadable(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        ))
+    })?;
     parse(path, &text)
 }
 
@@ -151,5 +160,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(load(&dir.path().join("warden.toml"), false).is_ok());
         assert!(load(&dir.path().join("warden.toml"), true).is_err());
+    }
+
+    #[test]
+    fn a_device_or_an_oversize_file_is_an_error_at_line_0() {
+        let error = load(Path::new("/dev/zero"), true).unwrap_err();
+        assert_eq!(error.line, 0);
+        assert_eq!(
+            error.to_string(),
+            "/dev/zero:0: not a regular file (a character device)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("warden.toml");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(files::CONFIG_LIMIT + 1)
+            .unwrap();
+        let error = load(&big, false).unwrap_err();
+        assert!(
+            error.to_string().ends_with(":0: larger than 1 MiB"),
+            "{error}"
+        );
     }
 }

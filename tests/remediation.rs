@@ -406,15 +406,17 @@ fn a_lock_held_past_the_deadline_means_no_write_a_counted_failure_and_a_retry() 
 
     holder.kill().unwrap();
     holder.wait().unwrap();
+    // auth.json is written first, the ledger's `applied_at` right after: wait for both.
     daemon.wait_until(|| {
         let auth = read_json(&root.join("auth.json"));
-        codex_entries(&auth)
+        let marked = codex_entries(&auth)
             .iter()
-            .any(|e| e["id"] == alice.as_str() && is_dead(e, "0.15.0"))
+            .any(|e| e["id"] == alice.as_str() && is_dead(e, "0.15.0"));
+        let applied = !ledger(root)["marks"][0]["applied_at"].is_null();
+        (marked && applied)
             .then_some(())
-            .ok_or("alice marked after the lock was released".to_owned())
+            .ok_or("alice marked and applied after the lock was released".to_owned())
     });
-    assert!(!ledger(root)["marks"][0]["applied_at"].is_null());
     let (code, _) = daemon.stop();
     assert_eq!(code, Some(0));
 }

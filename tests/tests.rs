@@ -1,6 +1,7 @@
 //! One integration test binary (like ripgrep's): each module covers one area, each test works
 //! in its own temporary directory.
 
+mod bad_input;
 mod cli;
 mod real_hermes;
 mod remediation;

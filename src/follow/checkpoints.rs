@@ -7,14 +7,13 @@
 //! always either old or new, never torn.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::follow::tailer::FilePosition;
-use crate::shared::files::write_atomically;
+use crate::shared::files::{CHECKPOINTS_LIMIT, read_limited, without_path, write_atomically};
 
 /// Read positions by log file (path relative to the Hermes home).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,16 +34,16 @@ impl Default for Checkpoints {
 impl Checkpoints {
     /// Reads the checkpoints (none yet: nothing read so far); `Err` says what is wrong with a
     /// file that cannot be read or parsed, for the caller to move it aside and start over.
+    /// Anything but a regular file (a FIFO, a device: found without blocking) and a file larger
+    /// than [`CHECKPOINTS_LIMIT`] cannot be read.
     pub fn load(path: &Path) -> Result<Checkpoints, String> {
-        let problem = match fs::read(path) {
-            Ok(bytes) => match serde_json::from_slice(&bytes) {
+        let problem = match read_limited(path, CHECKPOINTS_LIMIT) {
+            Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
                 Ok(checkpoints) => return Ok(checkpoints),
                 Err(error) => format!("not checkpoints: {error}"),
             },
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                return Ok(Checkpoints::default());
-            }
-            Err(error) => format!("cannot read: {error}"),
+            Ok(None) => return Ok(Checkpoints::default()),
+            Err(error) => format!("cannot read: {}", without_path(error)),
         };
         Err(format!("{}: {problem}", path.display()))
     }
@@ -60,6 +59,7 @@ impl Checkpoints {
 mod tests {
     use super::*;
     use crate::follow::tailer::FileIdentity;
+    use std::fs;
 
     fn identity() -> FileIdentity {
         FileIdentity {
@@ -87,5 +87,36 @@ mod tests {
         fs::write(&path, b"{\"version\": 1, \"files\": {").unwrap();
         let problem = Checkpoints::load(&path).unwrap_err();
         assert!(problem.contains("checkpoints.json"), "{problem}");
+    }
+
+    #[test]
+    fn a_fifo_or_an_oversize_file_cannot_be_read_and_nothing_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checkpoints.json");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&path)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let problem = Checkpoints::load(&path).unwrap_err();
+        assert_eq!(
+            problem,
+            format!(
+                "{}: cannot read: not a regular file (a FIFO)",
+                path.display()
+            )
+        );
+        fs::remove_file(&path).unwrap();
+        fs::File::create(&path)
+            .unwrap()
+            .set_len(CHECKPOINTS_LIMIT + 1)
+            .unwrap();
+        let problem = Checkpoints::load(&path).unwrap_err();
+        assert!(
+            problem.ends_with("cannot read: larger than 64 MiB"),
+            "{problem}"
+        );
     }
 }

@@ -9,7 +9,7 @@
 //! cut off before anything is appended after it.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -27,6 +27,7 @@ use crate::pool::attribute::{AttributionKind, CredentialRef};
 use crate::pool::decide::ActionResult;
 use crate::remediate::ledger::MarkEvidence;
 use crate::rules::{Action, FindingKind};
+use crate::shared::files;
 use crate::shared::secrets::scrub;
 
 /// Where a finding's line was: the file and the offset just past the line.
@@ -270,24 +271,27 @@ fn finding_record(finding: &Finding, now: Timestamp) -> FindingRecord {
         source,
     } = finding;
     let credential = attribution.credential();
+    let clean = |text: &str| scrub(text).into_owned();
     FindingRecord {
         recorded_at: now.to_string(),
         time: event.time.as_ref().map(|t| t.timestamp().to_string()),
         profile: event.profile.clone(),
-        session: event.session.clone(),
+        session: event.session.as_deref().map(clean),
         file: event.file.clone(),
         line: event.line,
         rule: event.rule.clone(),
         kind: event.kind,
         provider: event
             .provider
-            .clone()
-            .or_else(|| credential.map(|c| c.provider.clone())),
+            .as_deref()
+            .or_else(|| credential.map(|c| c.provider.as_str()))
+            .map(clean),
         status: event.status,
-        reason: event.reason.as_deref().map(|r| scrub(r).into_owned()),
+        reason: event.reason.as_deref().map(clean),
         credential: credential.map(|c| CredentialRef {
-            label: c.label.as_deref().map(|l| scrub(l).into_owned()),
-            ..c.clone()
+            provider: clean(&c.provider),
+            id: clean(&c.id),
+            label: c.label.as_deref().map(clean),
         }),
         attribution: attribution.kind(),
         record: event.record_id(),
@@ -342,7 +346,10 @@ impl AuditLog {
     /// Opens the log, learning what it holds; cuts off a torn last line (reported as a
     /// returned event, which the caller records).
     pub fn open(path: &Path, reach: Reach) -> anyhow::Result<(AuditLog, Option<WardenEvent>)> {
-        let in_path = |error: io::Error| anyhow::anyhow!("{}: {error}", path.display());
+        // A FIFO, a device or a directory in its place is refused (without blocking), naming it.
+        let in_path = |error: io::Error| {
+            anyhow::anyhow!("{}: {}", path.display(), files::without_path(error))
+        };
         let trouble = cut_torn_line(path).map_err(in_path)?;
         let mut audit = AuditLog {
             path: path.to_owned(),
@@ -461,10 +468,11 @@ pub fn replay(path: &Path, each: impl FnMut(AuditRecord)) -> io::Result<()> {
 }
 
 fn replay_from(path: &Path, start: u64, mut each: impl FnMut(AuditRecord)) -> io::Result<()> {
-    let mut file = match File::open(path) {
-        Ok(file) => file,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(error) => return Err(error),
+    // Only a regular file: a FIFO, a device or a directory is an error naming it, never a read
+    // that blocks or never ends.
+    let mut file = match files::open_regular(path)? {
+        Some((file, _)) => file,
+        None => return Ok(()),
     };
     file.seek(SeekFrom::Start(start))?;
     let mut lines = BufReader::new(file).split(b'\n');
@@ -485,11 +493,13 @@ fn replay_from(path: &Path, start: u64, mut each: impl FnMut(AuditRecord)) -> io
 /// Cuts the log back to its last complete line, when a crash tore the last one.
 fn cut_torn_line(path: &Path) -> io::Result<Option<WardenEvent>> {
     use std::os::unix::fs::FileExt;
-    let file = match OpenOptions::new().write(true).read(true).open(path) {
-        Ok(file) => file,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(error),
-    };
+    // Only a regular file (a FIFO, a device or a directory is an error naming it, found
+    // without blocking).
+    let file =
+        match files::open_regular_with(path, OpenOptions::new().write(true).read(true).clone())? {
+            Some((file, _)) => file,
+            None => return Ok(None),
+        };
     let length = file.metadata()?.len();
     let mut last = [0u8];
     if length == 0 || (file.read_exact_at(&mut last, length - 1).is_ok() && last[0] == b'\n') {

@@ -2,7 +2,6 @@
 //! pipeline (scan, events, attribution, decisions). `scan` and `status` share it; only what
 //! they print differs. Reading files is the only I/O, and it happens here.
 
-use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -24,6 +23,7 @@ use crate::read::scanner::{LogScanner, ScanStats};
 use crate::remediate::ledger::Ledger;
 use crate::remediate::remedy::Policy;
 use crate::rules::RuleSet;
+use crate::shared::files;
 
 /// Small enough that a chunk and its matches stay in the CPU caches.
 const CHUNK_BYTES: usize = 256 << 10;
@@ -109,11 +109,15 @@ pub fn analyse(settings: &Settings, read_logs: bool) -> anyhow::Result<Analysis>
     for target in &settings.targets {
         let snapshot = snapshot::read(&target.auth_json())?;
         let config_path = target.config_yaml();
-        let config_text = match std::fs::read_to_string(&config_path) {
-            Ok(text) => Some(text),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+        // Bounded, never blocking: a FIFO, a device or a directory, or a file over the limit,
+        // is an error naming it.
+        let config_text = match files::read_limited(&config_path, files::HERMES_CONFIG_LIMIT) {
+            Ok(Some(bytes)) => Some(String::from_utf8(bytes).map_err(|_| {
+                anyhow::anyhow!("{}: cannot read: not UTF-8 text", config_path.display())
+            })?),
+            Ok(None) => None,
             Err(error) => {
-                return Err(error)
+                return Err(files::without_path(error))
                     .with_context(|| format!("{}: cannot read", config_path.display()));
             }
         };
@@ -131,16 +135,26 @@ pub fn analyse(settings: &Settings, read_logs: bool) -> anyhow::Result<Analysis>
     if read_logs {
         for target in &settings.targets {
             for log in LogFile::ALL {
-                for path in log_files_oldest_first(&target.logs(), log.name()) {
+                let mut paths = log_files_oldest_first(&target.logs(), log.name());
+                // The listing leaves out a live log that is not a regular file; scan_file says
+                // so (and skips it) rather than leaving it out silently.
+                let live = target.logs().join(log.name());
+                if !paths.contains(&live) && std::fs::metadata(&live).is_ok() {
+                    paths.push(live);
+                }
+                for path in paths {
                     let display = display_path(&settings.root, &path);
-                    let stats = scan_file(
+                    let Some(stats) = scan_file(
                         settings,
                         target.profile.as_deref(),
                         &path,
                         &display,
                         log,
                         &mut events,
-                    )?;
+                    )?
+                    else {
+                        continue;
+                    };
                     files.push(FileStats {
                         profile: target.profile.clone(),
                         file: display,
@@ -182,15 +196,20 @@ fn scan_file(
     display: &str,
     log: LogFile,
     events: &mut Vec<Event>,
-) -> anyhow::Result<ScanStats> {
-    let mut file = match File::open(path) {
-        Ok(file) => file,
+) -> anyhow::Result<Option<ScanStats>> {
+    let mut file = match files::open_regular(path) {
+        Ok(Some((file, _))) => file,
         // Rotated away between listing and opening: its lines are in the next backup.
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(ScanStats::default());
+        Ok(None) => return Ok(Some(ScanStats::default())),
+        // A FIFO, a device, a directory: never opened in a way that blocks, never read; the
+        // other logs are.
+        Err(error) if files::is_not_regular(&error) => {
+            tracing::warn!("{error}; skipped, the other logs are read");
+            return Ok(None);
         }
         Err(error) => {
-            return Err(error).with_context(|| format!("{}: cannot open", path.display()));
+            return Err(files::without_path(error))
+                .with_context(|| format!("{}: cannot open", path.display()));
         }
     };
     let mut scanner = LogScanner::new(&settings.rules, log, settings.max_line);
@@ -214,7 +233,7 @@ fn scan_file(
         hits.drain(..)
             .map(|hit| Event::from_hit(&hit, profile, display, log, &settings.zone)),
     );
-    Ok(scanner.stats())
+    Ok(Some(scanner.stats()))
 }
 
 /// The ledger; one that cannot be read is rebuilt in memory from the audit log (and said so):

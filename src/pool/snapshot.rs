@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::shared::files;
 use crate::shared::secrets::fingerprint_of;
 use serde_json::{Map, Value};
 
@@ -114,13 +115,15 @@ pub enum AuthError {
 }
 
 /// Reads `auth.json`; a missing file is an empty snapshot (Hermes has not written one yet).
+/// Anything but a regular file (a FIFO, a device, a directory) or a file larger than
+/// [`files::AUTH_JSON_LIMIT`] is an error, found without blocking or reading it whole.
 pub fn read(path: &Path) -> Result<AuthSnapshot, AuthError> {
-    match std::fs::read(path) {
-        Ok(bytes) => parse(path, &bytes),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(AuthSnapshot::default()),
+    match files::read_limited(path, files::AUTH_JSON_LIMIT) {
+        Ok(Some(bytes)) => parse(path, &bytes),
+        Ok(None) => Ok(AuthSnapshot::default()),
         Err(source) => Err(AuthError::Io {
             path: path.to_owned(),
-            source,
+            source: files::without_path(source),
         }),
     }
 }

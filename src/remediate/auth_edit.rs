@@ -101,13 +101,12 @@ pub fn edit<T>(
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => auth_json.to_owned(),
         Err(source) => return Err(io_error(auth_json)(source)),
     };
-    let (bytes, owner) = match fs::read(&path) {
-        Ok(bytes) => {
-            let metadata = fs::metadata(&path).map_err(io_error(&path))?;
-            (bytes, Some((metadata.uid(), metadata.gid())))
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => (Vec::new(), None),
-        Err(source) => return Err(io_error(&path)(source)),
+    // Bounded and never blocking: a FIFO, a device or a directory in its place, or a file over
+    // the limit, is an error naming auth.json, and nothing is written.
+    let (bytes, owner) = match files::read_regular(&path, files::AUTH_JSON_LIMIT) {
+        Ok(Some((bytes, metadata))) => (bytes, Some((metadata.uid(), metadata.gid()))),
+        Ok(None) => (Vec::new(), None),
+        Err(source) => return Err(io_error(auth_json)(files::without_path(source))),
     };
     let (snapshot, mut document) = match owner {
         // No auth.json yet: nothing to mark, and nothing is written.

@@ -17,6 +17,7 @@ use crate::observe::audit::{self, AuditRecord, FindingRecord, MarkRecord};
 use crate::observe::events::ChangeKind;
 use crate::pool::snapshot::{AuthSnapshot, PoolEntry};
 use crate::rules::Action;
+use crate::shared::files::{LEDGER_LIMIT, read_limited, without_path};
 
 /// Where the failure that led to a mark was seen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,20 +104,21 @@ impl Ledger {
     /// edit, a directory in its place) is rebuilt from the journal in the audit log at
     /// `audit`, and what was wrong is returned with it: the caller decides whether to move the
     /// broken file aside. A missing ledger is an empty one.
+    ///
+    /// Anything but a regular file (a FIFO, a device: found without blocking) and a file larger
+    /// than [`LEDGER_LIMIT`] cannot be read.
     pub fn read(path: &Path, audit: &Path) -> anyhow::Result<(Ledger, Option<String>)> {
-        let problem = match std::fs::read(path) {
-            Ok(bytes) => match serde_json::from_slice(&bytes) {
+        let problem = match read_limited(path, LEDGER_LIMIT) {
+            Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
                 Ok(ledger) => return Ok((ledger, None)),
                 Err(error) => format!("not a ledger: {error}"),
             },
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return Ok((Ledger::empty(), None));
-            }
-            Err(error) => format!("cannot read: {error}"),
+            Ok(None) => return Ok((Ledger::empty(), None)),
+            Err(error) => format!("cannot read: {}", without_path(error)),
         };
         let mut rebuild = Rebuild::default();
         audit::replay(audit, |record| rebuild.replay(&record))
-            .map_err(|error| anyhow::anyhow!("{}: {error}", audit.display()))?;
+            .map_err(|error| anyhow::anyhow!("{}: {}", audit.display(), without_path(error)))?;
         Ok((
             rebuild.ledger,
             Some(format!("{}: {problem}", path.display())),
