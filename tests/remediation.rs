@@ -1185,3 +1185,55 @@ fn a_dry_run_daemon_attributes_and_would_mark_but_writes_nothing() {
     assert_eq!(std::fs::read(root.join("auth.json")).unwrap(), before);
     assert!(!root.join("warden/ledger.json").exists());
 }
+
+/// auth.json with a UTF-8 byte-order mark: Hermes 0.15 and 0.19 cannot read it (they take it
+/// for corrupt), so nothing is written and the write is reported as failed; a Hermes that
+/// reads it keeps it, with only the target's status fields changed after it.
+#[test]
+fn an_auth_json_with_a_byte_order_mark_is_left_alone_or_kept_as_the_version_reads_it() {
+    let home = HermesHome::build("codex-revoked-0.15", "0.15.0");
+    let root = &home.root;
+    let auth_path = root.join("auth.json");
+    let plain = std::fs::read(&auth_path).unwrap();
+    let marked = [b"\xEF\xBB\xBF".as_slice(), &plain].concat();
+    std::fs::write(&auth_path, &marked).unwrap();
+    for version in ["0.15.0", "0.19.0"] {
+        let output = warden_in(root)
+            .args([
+                "--hermes-version",
+                version,
+                "scan",
+                "--apply",
+                "--format",
+                "json",
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{version}: {stderr}");
+        assert!(stderr.contains("byte-order mark"), "{version}: {stderr}");
+        assert_eq!(
+            std::fs::read(&auth_path).unwrap(),
+            marked,
+            "{version}: untouched"
+        );
+    }
+    assert!(
+        audit(root)
+            .iter()
+            .any(|r| r["type"] == "auth_write" && r["result"] == "parse_error"),
+        "the refused write is in the audit log"
+    );
+    let scan = scan_apply(root, &["--hermes-version", "0.20.0"]);
+    assert_eq!(scan["actions"][0]["result"], "applied", "{scan}");
+    let after = std::fs::read(&auth_path).unwrap();
+    let rest = after
+        .strip_prefix(b"\xEF\xBB\xBF")
+        .expect("the mark is kept");
+    let alice = home.credential_id("alice@example.com", None);
+    assert_only_status_fields_changed(
+        std::str::from_utf8(&plain).unwrap(),
+        std::str::from_utf8(rest).unwrap(),
+        &alice,
+    );
+}

@@ -96,6 +96,39 @@ pub enum FormRefused {
     UnknownVersion,
 }
 
+/// Whether Hermes reads an auth.json that starts with a UTF-8 byte-order mark. 0.13-0.19
+/// (every PyPI release) read it with plain `json.loads(read_text())`, which rejects the BOM:
+/// they take the file for corrupt, move it to `auth.json.corrupt` and start with an empty
+/// store. Hermes from git reads it as `utf-8-sig`; 0.20.0 is the first version not on PyPI.
+/// Unknown version: not assumed.
+pub fn reads_bom(version: Option<HermesVersion>) -> bool {
+    const FIRST_READING_BOM: HermesVersion = HermesVersion {
+        major: 0,
+        minor: 20,
+        patch: 0,
+    };
+    version.is_some_and(|version| version >= FIRST_READING_BOM)
+}
+
+/// What to do with an auth.json that starts with a UTF-8 byte-order mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bom {
+    /// The installed Hermes reads it: write it back, so no byte outside the edit changes.
+    Keep,
+    /// The installed Hermes cannot read such a file (its credentials are gone for it already):
+    /// write nothing, say why.
+    Refuse,
+}
+
+impl Bom {
+    pub fn for_version(version: Option<HermesVersion>) -> Bom {
+        match reads_bom(version) {
+            true => Bom::Keep,
+            false => Bom::Refuse,
+        }
+    }
+}
+
 /// An entry's state as Hermes sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -17,10 +17,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::hermes::semantics::Bom;
 use crate::observe::events::WriteResult;
 use crate::pool::snapshot::{self, AuthError, AuthSnapshot};
 use crate::remediate::pyjson;
 use crate::shared::files;
+
+/// The UTF-8 byte-order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Hermes's own retry interval.
 const LOCK_RETRY: Duration = Duration::from_millis(50);
@@ -31,6 +35,11 @@ pub enum WriteError {
     LockTimeout { path: PathBuf, deadline: Duration },
     #[error("{0}; nothing written")]
     Unreadable(#[from] AuthError),
+    #[error(
+        "{path}: starts with a UTF-8 byte-order mark, which the installed Hermes cannot read (it \
+         sees an empty store); nothing written: remove the mark (the first 3 bytes)"
+    )]
+    Bom { path: PathBuf },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -46,7 +55,7 @@ impl WriteError {
             WriteError::Unreadable(AuthError::Io { .. }) | WriteError::Io { .. } => {
                 WriteResult::IoError
             }
-            WriteError::Unreadable(_) => WriteResult::ParseError,
+            WriteError::Unreadable(_) | WriteError::Bom { .. } => WriteResult::ParseError,
         }
     }
 }
@@ -61,10 +70,12 @@ pub struct Edited<T> {
 }
 
 /// Runs `change` on the current `auth.json` of the home holding `auth_json`, under Hermes's lock,
-/// and writes the result if it differs. `change` sees the parsed snapshot and the document.
+/// and writes the result if it differs. `change` sees the parsed snapshot and the document. A
+/// file with a UTF-8 byte-order mark keeps it, or is not written at all, as `bom` says.
 pub fn edit<T>(
     auth_json: &Path,
     deadline: Duration,
+    bom: Bom,
     change: impl FnOnce(&AuthSnapshot, &mut Value) -> T,
 ) -> Result<Edited<T>, WriteError> {
     let io_error = |path: &Path| {
@@ -120,8 +131,18 @@ pub fn edit<T>(
     let value = change(&snapshot, &mut document);
     let written = document != before;
     if written {
-        files::write_atomically(&path, pyjson::dumps(&document).as_bytes(), owner)
-            .map_err(io_error(&path))?;
+        let marked = bytes.starts_with(BOM);
+        if marked && bom == Bom::Refuse {
+            return Err(WriteError::Bom {
+                path: auth_json.to_owned(),
+            });
+        }
+        let text = pyjson::dumps(&document);
+        let bytes = match marked {
+            true => [BOM, text.as_bytes()].concat(),
+            false => text.into_bytes(),
+        };
+        files::write_atomically(&path, &bytes, owner).map_err(io_error(&path))?;
     }
     drop(lock);
     Ok(Edited {
@@ -150,7 +171,7 @@ mod tests {
         fs::set_permissions(&real, fs::Permissions::from_mode(0o644)).unwrap();
         let link = dir.path().join("auth.json");
         std::os::unix::fs::symlink("real.json", &link).unwrap();
-        let edited = edit(&link, Duration::from_secs(1), |snapshot, document| {
+        let edited = edit(&link, Duration::from_secs(1), Bom::Refuse, |snapshot, document| {
             assert_eq!(snapshot.pools[0].entries[0].id, "a1");
             set_status(document, "dead");
         })
@@ -181,7 +202,7 @@ mod tests {
         } else {
             (mine.uid(), mine.gid())
         };
-        let edited = edit(&auth, Duration::from_secs(1), |_, document| {
+        let edited = edit(&auth, Duration::from_secs(1), Bom::Refuse, |_, document| {
             set_status(document, "dead")
         })
         .unwrap();
@@ -196,7 +217,7 @@ mod tests {
         let auth = dir.path().join("auth.json");
         fs::write(&auth, AUTH).unwrap();
         let inode = fs::metadata(&auth).unwrap().ino();
-        let edited = edit(&auth, Duration::from_secs(1), |_, _| ()).unwrap();
+        let edited = edit(&auth, Duration::from_secs(1), Bom::Refuse, |_, _| ()).unwrap();
         assert!(!edited.written);
         assert_eq!(fs::metadata(&auth).unwrap().ino(), inode);
     }
@@ -207,7 +228,7 @@ mod tests {
         let auth = dir.path().join("auth.json");
         let broken = AUTH.replace("\"a1\"", "a1");
         fs::write(&auth, &broken).unwrap();
-        let error = edit(&auth, Duration::from_secs(1), |_, document| {
+        let error = edit(&auth, Duration::from_secs(1), Bom::Refuse, |_, document| {
             set_status(document, "dead")
         })
         .unwrap_err();
@@ -223,11 +244,34 @@ mod tests {
         fs::write(&auth, AUTH).unwrap();
         let holder = fs::File::create(dir.path().join("auth.lock")).unwrap();
         holder.lock().unwrap();
-        let error = edit(&auth, Duration::from_millis(120), |_, document| {
+        let error = edit(&auth, Duration::from_millis(120), Bom::Refuse, |_, document| {
             set_status(document, "dead")
         })
         .unwrap_err();
         assert_eq!(error.result(), WriteResult::LockTimeout);
         assert_eq!(fs::read_to_string(&auth).unwrap(), AUTH);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_kept_or_the_file_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = dir.path().join("auth.json");
+        let marked = [BOM, AUTH.as_bytes()].concat();
+        fs::write(&auth, &marked).unwrap();
+        let error = edit(&auth, Duration::from_secs(1), Bom::Refuse, |_, document| {
+            set_status(document, "dead")
+        })
+        .unwrap_err();
+        assert_eq!(error.result(), WriteResult::ParseError);
+        assert!(error.to_string().contains("byte-order mark"), "{error}");
+        assert_eq!(fs::read(&auth).unwrap(), marked, "nothing written");
+
+        let edited = edit(&auth, Duration::from_secs(1), Bom::Keep, |_, document| {
+            set_status(document, "dead")
+        })
+        .unwrap();
+        assert!(edited.written);
+        let expected = AUTH.replace("\"last_status\": null", "\"last_status\": \"dead\"");
+        assert_eq!(fs::read(&auth).unwrap(), [BOM, expected.as_bytes()].concat());
     }
 }

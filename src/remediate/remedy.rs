@@ -15,7 +15,7 @@ use anyhow::Context;
 use jiff::Timestamp;
 
 use crate::hermes::home::Target;
-use crate::hermes::semantics::{DeadForm, FormRefused, MarkAs, Semantics};
+use crate::hermes::semantics::{Bom, DeadForm, FormRefused, MarkAs, Semantics};
 use crate::hermes::version::HermesVersion;
 use crate::observe::audit::AuditLog;
 use crate::observe::events::{
@@ -36,6 +36,8 @@ pub struct Policy {
     pub form: DeadForm,
     pub semantics: Semantics,
     pub lock_deadline: Duration,
+    /// What to do with an auth.json that starts with a byte-order mark.
+    pub bom: Bom,
 }
 
 impl Policy {
@@ -49,6 +51,7 @@ impl Policy {
             form: DeadForm::for_hermes(mark_as, version)?,
             semantics: Semantics::for_version(version),
             lock_deadline,
+            bom: Bom::for_version(version),
         })
     }
 }
@@ -295,9 +298,9 @@ impl Remedy {
         now: Timestamp,
         events: &mut Vec<WardenEvent>,
     ) -> anyhow::Result<Revived> {
-        let deadline = self.policy.lock_deadline;
+        let (deadline, bom) = (self.policy.lock_deadline, self.policy.bom);
         self.with_ledger(events, |ledger| {
-            let edited = auth_edit::edit(&target.auth_json(), deadline, |snapshot, document| {
+            let edited = auth_edit::edit(&target.auth_json(), deadline, bom, |snapshot, document| {
                 let entry = find_by_name(snapshot, provider, name)?;
                 dead_mark::clear(dead_mark::entry_mut(document, provider, &entry.id)?);
                 Ok::<_, anyhow::Error>(entry)
@@ -419,6 +422,7 @@ fn edit_marks(
     auth_edit::edit(
         &target.auth_json(),
         policy.lock_deadline,
+        policy.bom,
         |snapshot, document| {
             let fixes = ledger.reconcile(profile, snapshot, policy.semantics, now_seconds);
             for fix in &fixes {
