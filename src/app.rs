@@ -308,12 +308,28 @@ fn scan(settings: &Settings, format: ScanFormat, apply: bool) -> Result<(), Fail
     }?;
     // After the report, which says which and why: an action that failed is a runtime failure.
     match report.summary.failed {
-        0 => Ok(()),
+        0 => unreadable_homes(&report),
         failed => Err(Failure::runtime(anyhow::anyhow!(
             "{failed} of {} actions failed; their marks stay in the ledger and are retried",
             report.actions.len()
         ))),
     }
+}
+
+/// After the report: homes that could not be read make the run a runtime failure.
+fn unreadable_homes(report: &report::Report) -> Result<(), Failure> {
+    if report.unreadable_homes.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = report
+        .unreadable_homes
+        .iter()
+        .map(|home| home.profile.as_deref().unwrap_or("(root)"))
+        .collect();
+    Err(Failure::runtime(anyhow::anyhow!(
+        "could not read {}; the other homes were read",
+        names.join(", ")
+    )))
 }
 
 /// `scan --apply`: every action carried out, the ledger reconciled with each home, and what
@@ -324,7 +340,12 @@ fn apply_actions(
     analysis: &mut Analysis,
 ) -> anyhow::Result<()> {
     let outcome = remedy.apply(
-        &settings.targets,
+        // Only the homes that could be read: the others are reported, never written.
+        &analysis
+            .homes
+            .iter()
+            .map(|home| home.target.clone())
+            .collect::<Vec<_>>(),
         &analysis.actions,
         &analysis.events,
         |profile| snapshot_in(&analysis.homes, profile),
@@ -388,7 +409,8 @@ fn status(settings: &Settings, format: StatusFormat) -> Result<(), Failure> {
     match format {
         StatusFormat::Table => print(&report::to_table(&report, false)),
         StatusFormat::Json => emit(|out| report::write_json(&report, out)),
-    }
+    }?;
+    unreadable_homes(&report)
 }
 
 fn rules_check(rules: &RuleSet) -> Result<(), Failure> {

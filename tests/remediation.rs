@@ -1237,3 +1237,61 @@ fn an_auth_json_with_a_byte_order_mark_is_left_alone_or_kept_as_the_version_read
         &alice,
     );
 }
+
+/// With --all-profiles, a home that cannot be read is reported and the others go on, the
+/// healthy ones' actions included; the run exits 1 at the end.
+#[test]
+fn one_broken_home_does_not_stop_the_others() {
+    let home = HermesHome::build("profile", "0.19.0");
+    let root = &home.root;
+    std::fs::write(
+        root.join("auth.json"),
+        "{\"version\": 1, \"credential_pool\": [",
+    )
+    .unwrap();
+    let broken = std::fs::read(root.join("auth.json")).unwrap();
+    let output = warden_in(root)
+        .args([
+            "--hermes-version",
+            "0.15.0",
+            "--all-profiles",
+            "scan",
+            "--apply",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("could not read (root)"), "{stderr}");
+    let scan: Value = serde_json::from_slice(&output.stdout).expect("the report is printed");
+    assert_eq!(scan["actions"][0]["profile"], "work", "{scan}");
+    assert_eq!(scan["actions"][0]["result"], "applied", "{scan}");
+    let unreadable = scan["unreadable_homes"].as_array().expect("listed");
+    assert_eq!(unreadable.len(), 1, "{scan}");
+    assert!(unreadable[0]["profile"].is_null());
+    assert!(
+        unreadable[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("auth.json:1:"),
+        "{scan}"
+    );
+    assert_eq!(
+        std::fs::read(root.join("auth.json")).unwrap(),
+        broken,
+        "never written"
+    );
+
+    let status = warden_in(root)
+        .args(["--hermes-version", "0.15.0", "--all-profiles", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(status.status.code(), Some(1));
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        table.contains("UNREADABLE HOMES") && table.contains("work"),
+        "{table}"
+    );
+}

@@ -13,7 +13,7 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use crate::hermes::semantics::State;
-use crate::pass::{Analysis, Settings};
+use crate::pass::{Analysis, Settings, Unreadable};
 use crate::pool::attribute::{Attribution, AttributionKind, CredentialRef};
 use crate::pool::compaction::{self, CompactionRisk};
 use crate::pool::decide::ActionResult;
@@ -33,6 +33,9 @@ pub struct Report {
     pub credentials: Vec<CredentialRow>,
     pub compaction: Vec<CompactionRisk>,
     pub files: Vec<FileRow>,
+    /// Homes that could not be read (with `--all-profiles`; the others were reported).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable_homes: Vec<Unreadable>,
     pub summary: Summary,
 }
 
@@ -218,6 +221,14 @@ pub fn build(settings: &Settings, analysis: &Analysis) -> Report {
                 lines: f.stats.lines,
                 bytes: f.stats.bytes,
                 cut_lines: f.stats.cut_lines,
+            })
+            .collect(),
+        unreadable_homes: analysis
+            .unreadable
+            .iter()
+            .map(|home| Unreadable {
+                profile: home.profile.clone(),
+                error: clean(&home.error),
             })
             .collect(),
         summary,
@@ -413,6 +424,17 @@ fn sections(report: &Report, include_logs: bool) -> Vec<Section> {
     }
     sections.push(credentials_section(report));
     sections.push(compaction_section(report));
+    if !report.unreadable_homes.is_empty() {
+        sections.push(Section {
+            title: "Unreadable homes",
+            headers: vec!["PROFILE", "ERROR"],
+            rows: report
+                .unreadable_homes
+                .iter()
+                .map(|home| vec![profile_name(&home.profile), home.error.clone()])
+                .collect(),
+        });
+    }
     sections
 }
 

@@ -66,8 +66,17 @@ pub struct FileStats {
     pub stats: ScanStats,
 }
 
+/// A home that could not be read, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Unreadable {
+    pub profile: Option<String>,
+    pub error: String,
+}
+
 pub struct Analysis {
     pub homes: Vec<HomeState>,
+    /// Homes set aside because they could not be read (only with several homes).
+    pub unreadable: Vec<Unreadable>,
     pub events: Vec<Event>,
     pub attributions: Vec<Attribution>,
     pub actions: Vec<PlannedAction>,
@@ -103,65 +112,34 @@ pub fn snapshot_in<'h>(homes: &'h [HomeState], profile: Option<&str>) -> &'h Aut
         .map_or(&EMPTY, |home| &home.snapshot)
 }
 
-/// Reads every selected home; with `read_logs` false only auth.json and config.yaml.
+/// Reads every selected home; with `read_logs` false only auth.json and config.yaml. With
+/// several homes (`--all-profiles`), one that cannot be read is set aside in
+/// [`Analysis::unreadable`] and the others go on; a single home that cannot be read is an error.
 pub fn analyse(settings: &Settings, read_logs: bool) -> anyhow::Result<Analysis> {
     let mut homes = Vec::new();
-    for target in &settings.targets {
-        let snapshot = snapshot::read(&target.auth_json())?;
-        let config_path = target.config_yaml();
-        // Bounded, never blocking: a FIFO, a device or a directory, or a file over the limit,
-        // is an error naming it.
-        let config_text = match files::read_limited(&config_path, files::HERMES_CONFIG_LIMIT) {
-            Ok(Some(bytes)) => Some(String::from_utf8(bytes).map_err(|_| {
-                anyhow::anyhow!("{}: cannot read: not UTF-8 text", config_path.display())
-            })?),
-            Ok(None) => None,
-            Err(error) => {
-                return Err(files::without_path(error))
-                    .with_context(|| format!("{}: cannot read", config_path.display()));
-            }
-        };
-        let compression_provider =
-            compaction::compression_provider(config_text.as_deref(), &snapshot)
-                .map_err(|error| anyhow::anyhow!("{}: {error}", config_path.display()))?;
-        homes.push(HomeState {
-            target: target.clone(),
-            snapshot,
-            compression_provider,
-        });
-    }
+    let mut unreadable = Vec::new();
     let mut events = Vec::new();
     let mut files = Vec::new();
-    if read_logs {
-        for target in &settings.targets {
-            for log in LogFile::ALL {
-                let mut paths = log_files_oldest_first(&target.logs(), log.name());
-                // The listing leaves out a live log that is not a regular file; scan_file says
-                // so (and skips it) rather than leaving it out silently.
-                let live = target.logs().join(log.name());
-                if !paths.contains(&live) && std::fs::metadata(&live).is_ok() {
-                    paths.push(live);
-                }
-                for path in paths {
-                    let display = display_path(&settings.root, &path);
-                    let Some(stats) = scan_file(
-                        settings,
-                        target.profile.as_deref(),
-                        &path,
-                        &display,
-                        log,
-                        &mut events,
-                    )?
-                    else {
-                        continue;
-                    };
-                    files.push(FileStats {
-                        profile: target.profile.clone(),
-                        file: display,
-                        stats,
-                    });
-                }
+    for target in &settings.targets {
+        let (events_before, files_before) = (events.len(), files.len());
+        let read = read_home(target).and_then(|home| {
+            if read_logs {
+                read_home_logs(settings, target, &mut events, &mut files)?;
             }
+            Ok(home)
+        });
+        match read {
+            Ok(home) => homes.push(home),
+            Err(error) if settings.targets.len() > 1 => {
+                events.truncate(events_before);
+                files.truncate(files_before);
+                tracing::error!(profile = target.profile.as_deref(), "{error:#}; the other homes go on");
+                unreadable.push(Unreadable {
+                    profile: target.profile.clone(),
+                    error: format!("{error:#}"),
+                });
+            }
+            Err(error) => return Err(error),
         }
     }
     let events = drop_copies(events);
@@ -181,12 +159,69 @@ pub fn analyse(settings: &Settings, read_logs: bool) -> anyhow::Result<Analysis>
     );
     Ok(Analysis {
         homes,
+        unreadable,
         events,
         attributions,
         actions,
         files,
         ledger,
     })
+}
+
+/// One home's auth.json and config.yaml.
+fn read_home(target: &Target) -> anyhow::Result<HomeState> {
+    let snapshot = snapshot::read(&target.auth_json())?;
+    let config_path = target.config_yaml();
+    // Bounded, never blocking: a FIFO, a device or a directory, or a file over the limit, is an
+    // error naming it.
+    let config_text = match files::read_limited(&config_path, files::HERMES_CONFIG_LIMIT) {
+        Ok(Some(bytes)) => Some(String::from_utf8(bytes).map_err(|_| {
+            anyhow::anyhow!("{}: cannot read: not UTF-8 text", config_path.display())
+        })?),
+        Ok(None) => None,
+        Err(error) => {
+            return Err(files::without_path(error))
+                .with_context(|| format!("{}: cannot read", config_path.display()));
+        }
+    };
+    let compression_provider = compaction::compression_provider(config_text.as_deref(), &snapshot)
+        .map_err(|error| anyhow::anyhow!("{}: {error}", config_path.display()))?;
+    Ok(HomeState {
+        target: target.clone(),
+        snapshot,
+        compression_provider,
+    })
+}
+
+/// Scans one home's logs, backups oldest first.
+fn read_home_logs(
+    settings: &Settings,
+    target: &Target,
+    events: &mut Vec<Event>,
+    files: &mut Vec<FileStats>,
+) -> anyhow::Result<()> {
+    for log in LogFile::ALL {
+        let mut paths = log_files_oldest_first(&target.logs(), log.name());
+        // The listing leaves out a live log that is not a regular file; scan_file says so (and
+        // skips it) rather than leaving it out silently.
+        let live = target.logs().join(log.name());
+        if !paths.contains(&live) && std::fs::metadata(&live).is_ok() {
+            paths.push(live);
+        }
+        for path in paths {
+            let display = display_path(&settings.root, &path);
+            let profile = target.profile.as_deref();
+            let Some(stats) = scan_file(settings, profile, &path, &display, log, events)? else {
+                continue;
+            };
+            files.push(FileStats {
+                profile: target.profile.clone(),
+                file: display,
+                stats,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn scan_file(
