@@ -1295,3 +1295,51 @@ fn one_broken_home_does_not_stop_the_others() {
         "{table}"
     );
 }
+
+/// The ledger cannot be had (here: a directory where its lock file must be): no line is read
+/// while it cannot, the daemon says so and goes on; once it can, the mark is made.
+#[test]
+fn a_ledger_that_cannot_be_written_holds_the_marks_back_until_it_can() {
+    let home = HermesHome::build("codex-revoked-0.15", "0.15.0");
+    let root = &home.root;
+    let alice = home.credential_id("alice@example.com", None);
+    let lock = root.join("warden/ledger.lock");
+    std::fs::create_dir_all(&lock).unwrap();
+    let mut daemon = Daemon::spawn(
+        root,
+        &[
+            "--hermes-version",
+            "0.15.0",
+            "watch",
+            "--poll-interval",
+            "0.1",
+        ],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let auth_before = std::fs::read(root.join("auth.json")).unwrap();
+    std::fs::remove_dir(&lock).unwrap();
+    daemon.wait_until(|| {
+        codex_entries(&read_json(&root.join("auth.json")))
+            .iter()
+            .any(|e| e["id"] == alice.as_str() && is_dead(e, "0.15.0"))
+            .then_some(())
+            .ok_or("alice marked once the ledger could be had".to_owned())
+    });
+    let (code, stderr) = daemon.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("ledger.json") && stderr.contains("cannot write"),
+        "{stderr}"
+    );
+    assert!(
+        codex_entries(&serde_json::from_slice(&auth_before).unwrap())
+            .iter()
+            .any(|e| e["id"] == alice.as_str() && !is_dead(e, "0.15.0")),
+        "not marked while it could not"
+    );
+    let findings = audit(root)
+        .into_iter()
+        .filter(|r| r["action"] == "mark_dead")
+        .count();
+    assert!(findings >= 1);
+}

@@ -541,3 +541,62 @@ fn an_idle_daemon_does_not_rewrite_its_checkpoint() {
     let (code, _) = daemon.stop();
     assert_eq!(code, Some(0));
 }
+
+/// The state directory stops taking writes while the daemon runs (here: a directory where
+/// audit.jsonl must be, which fails every append even for root): the daemon says so once,
+/// keeps following, and writes what waited when it can; nothing is lost or written twice.
+#[test]
+fn an_audit_log_that_cannot_be_written_waits_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let errors = dir.path().join("logs/errors.log");
+    append(&errors, &failure_line(1));
+    let mut daemon = Daemon::start(dir.path(), &[]);
+    daemon.wait_for_audit(1);
+    let audit_path = dir.path().join("warden/audit.jsonl");
+    let aside = dir.path().join("warden/audit.jsonl.saved");
+    std::fs::rename(&audit_path, &aside).unwrap();
+    std::fs::create_dir(&audit_path).unwrap();
+    append(&errors, &failure_line(2));
+    append(&errors, &failure_line(3));
+    // Lines keep being read while the audit log refuses them.
+    let checkpoint = dir.path().join("warden/checkpoints.json");
+    let before = std::fs::read(&checkpoint).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        std::fs::read(&checkpoint).unwrap(),
+        before,
+        "positions wait for the audit log"
+    );
+    std::fs::remove_dir(&audit_path).unwrap();
+    std::fs::rename(&aside, &audit_path).unwrap();
+    let home = dir.path().to_owned();
+    daemon.wait_until(|| {
+        let numbers = recorded_numbers(
+            &audit(&home)
+                .into_iter()
+                .filter(|r| r["type"].is_null())
+                .collect::<Vec<_>>(),
+        );
+        (numbers == HashSet::from([1, 2, 3]))
+            .then_some(())
+            .ok_or(format!("records 1-3, have {numbers:?}"))
+    });
+    let (code, stderr) = daemon.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stderr.matches("cannot write").count(),
+        1,
+        "said once: {stderr}"
+    );
+    let records = audit(dir.path());
+    assert!(
+        records
+            .iter()
+            .any(|r| r["type"] == "state_file" || r["file"].is_string())
+    );
+    assert_ne!(
+        std::fs::read(&checkpoint).unwrap(),
+        before,
+        "the checkpoint moved on after"
+    );
+}

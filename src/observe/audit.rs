@@ -433,11 +433,16 @@ impl AuditLog {
             .iter()
             .filter_map(|event| AuditRecord::of(event, now))
             .collect();
+        self.append(&records)
+    }
+
+    /// Appends records and makes them durable (all of them, or none is taken as written).
+    pub fn append(&mut self, records: &[AuditRecord]) -> io::Result<()> {
         if records.is_empty() {
             return Ok(());
         }
         let mut text = String::new();
-        for record in &records {
+        for record in records {
             text.push_str(&record.to_line().map_err(io::Error::other)?);
             text.push('\n');
         }
@@ -452,7 +457,7 @@ impl AuditLog {
             .map_err(in_path)?;
         file.write_all(text.as_bytes()).map_err(in_path)?;
         file.sync_data().map_err(in_path)?;
-        for record in &records {
+        for record in records {
             if let AuditRecord::Finding(finding) = record {
                 let end = self.recorded.entry(finding.source.file_key()).or_insert(0);
                 *end = finding.source.end.max(*end);

@@ -49,6 +49,11 @@ pub enum WardenEvent {
     Reload { refused: Option<String> },
     /// A state file of the warden could not be read; it was moved aside and rebuilt.
     StateFile(StateFileTrouble),
+    /// A state file of the warden could not be written (a read-only or full disk): what it
+    /// would have held is kept in memory and written again after a pause.
+    StateWriteFailed { file: StateFile, error: String },
+    /// The state files can be written again.
+    StateWritable { file: StateFile },
 }
 
 /// A rule match with everything known about it.

@@ -52,6 +52,13 @@ pub fn log(event: &WardenEvent) {
         WardenEvent::Reload {
             refused: Some(error),
         } => tracing::error!("keeping the old rules and configuration: {error}"),
+        WardenEvent::StateWriteFailed { file, error } => tracing::error!(
+            file = file.name(),
+            "cannot write: {error}; kept in memory and tried again after a pause"
+        ),
+        WardenEvent::StateWritable { file } => {
+            tracing::warn!(file = file.name(), "written again")
+        }
         WardenEvent::StateFile(StateFileTrouble {
             file,
             problem,

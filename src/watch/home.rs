@@ -16,7 +16,7 @@ use crate::follow::checkpoints::Checkpoints;
 use crate::follow::tailer::{TailNote, TailedLine, Tailer};
 use crate::hermes::home::{LogFile, Target};
 use crate::observe::audit::{AuditLog, Source};
-use crate::observe::events::{Finding, WardenEvent};
+use crate::observe::events::{Finding, StateFile, WardenEvent};
 use crate::pass::Settings;
 use crate::pool::attribute::attribute;
 use crate::pool::decide::{ActionResult, PlannedAction, decide};
@@ -25,7 +25,8 @@ use crate::read::event::Event;
 use crate::read::scanner::{LogScanner, RecordHeader};
 use crate::remediate::remedy::{Outcome, Remedy};
 use crate::rules::Action;
-use crate::watch::WatchOptions;
+use crate::remediate::ledger::Ledger;
+use crate::watch::{Retry, WatchOptions};
 
 /// How far back events are kept to pair and correlate new ones with.
 const RECENT_SECONDS: f64 = 600.0;
@@ -58,6 +59,10 @@ pub struct WatchedHome {
     recent: Vec<Event>,
     /// Records seen lately: record id to (log key, event time), to drop the second copy.
     copies: HashMap<String, (String, f64)>,
+    /// Actions whose marks could not reach the ledger yet, with the event that decided each.
+    unapplied: Vec<(Event, PlannedAction)>,
+    /// The ledger's reads and writes: a pause after a failure.
+    ledger_writes: Retry,
 }
 
 impl WatchedHome {
@@ -104,6 +109,8 @@ impl WatchedHome {
             retry_at: None,
             recent: Vec::new(),
             copies,
+            unapplied: Vec::new(),
+            ledger_writes: Retry::default(),
         }
     }
 
@@ -126,32 +133,42 @@ impl WatchedHome {
         }
     }
 
-    /// One step; returns everything that happened, for the sinks.
+    /// One step; returns everything that happened, for the sinks. The ledger comes first:
+    /// while it cannot be read or written, no line is read (they wait in the logs) and the step
+    /// is tried again after a growing pause.
     pub fn step(
         &mut self,
         settings: &Settings,
         audit: &AuditLog,
         remedy: &Remedy,
         dry_run: bool,
-    ) -> anyhow::Result<Vec<WardenEvent>> {
+    ) -> Vec<WardenEvent> {
         let mut events = Vec::new();
         if self.refresh_snapshot() {
             // A new auth.json is worth a try at once, even while backing off.
             self.reconcile_due = true;
             self.retry_at = None;
         }
-        if !dry_run {
-            self.reconcile_if_due(settings, remedy, &mut events)?;
+        if !self.ledger_writes.due() {
+            return events;
         }
+        let prepared = self.prepare(settings, remedy, dry_run, &mut events);
+        let ledger = match prepared {
+            Ok(ledger) => ledger,
+            Err(error) => {
+                events.extend(self.ledger_writes.outcome(StateFile::Ledger, Err::<(), _>(error)));
+                return events;
+            }
+        };
+        events.extend(self.ledger_writes.outcome(StateFile::Ledger, Ok::<_, String>(())));
         let fresh = self.read_logs(settings, &mut events);
         if fresh.is_empty() {
-            return Ok(events);
+            return events;
         }
         let earlier = self.remember(fresh.iter().map(|(event, _)| event.clone()));
         let snapshot = &self.snapshot;
         let attributions = &attribute(&self.recent, |_| snapshot, settings.windows)[earlier..];
         let new_events = &self.recent[earlier..];
-        let ledger = remedy.ledger(&mut events)?;
         let mut actions = decide(
             new_events,
             attributions,
@@ -168,11 +185,24 @@ impl WatchedHome {
                 new_events,
                 |_| snapshot,
                 settings.now,
-            )?;
-            for (action, result) in actions.iter_mut().zip(&done.results) {
-                action.result = *result;
+            );
+            match done {
+                Ok(done) => {
+                    for (action, result) in actions.iter_mut().zip(&done.results) {
+                        action.result = *result;
+                    }
+                    outcome = Some(done);
+                }
+                Err(error) => {
+                    // The marks wait here until the ledger can take them.
+                    for action in &mut actions {
+                        action.result = ActionResult::Failed;
+                        let event = new_events[action.event].clone();
+                        self.unapplied.push((event, action.clone()));
+                    }
+                    events.extend(self.ledger_writes.outcome(StateFile::Ledger, Err::<(), _>(error)));
+                }
             }
-            outcome = Some(done);
         }
         for ((event, attribution), (_, source)) in new_events.iter().zip(attributions).zip(fresh) {
             if !audit.already_recorded(&source) {
@@ -187,7 +217,58 @@ impl WatchedHome {
         if let Some(outcome) = outcome {
             self.finish_remedy(outcome, &mut events);
         }
-        Ok(events)
+        events
+    }
+
+    /// Before reading: the marks that waited for the ledger, auth.json reconciled if due, and
+    /// the ledger to decide with.
+    fn prepare(
+        &mut self,
+        settings: &Settings,
+        remedy: &Remedy,
+        dry_run: bool,
+        events: &mut Vec<WardenEvent>,
+    ) -> anyhow::Result<Ledger> {
+        if !dry_run {
+            self.apply_unapplied(settings, remedy, events)?;
+            self.reconcile_if_due(settings, remedy, events)?;
+        }
+        remedy.ledger(events)
+    }
+
+    /// Carries out the actions that could not reach the ledger before.
+    fn apply_unapplied(
+        &mut self,
+        settings: &Settings,
+        remedy: &Remedy,
+        events: &mut Vec<WardenEvent>,
+    ) -> anyhow::Result<()> {
+        if self.unapplied.is_empty() {
+            return Ok(());
+        }
+        let (pending_events, actions): (Vec<Event>, Vec<PlannedAction>) = self
+            .unapplied
+            .iter()
+            .enumerate()
+            .map(|(index, (event, action))| {
+                let action = PlannedAction {
+                    event: index,
+                    result: ActionResult::WouldApply,
+                    ..action.clone()
+                };
+                (event.clone(), action)
+            })
+            .unzip();
+        let outcome = remedy.apply(
+            std::slice::from_ref(&self.target),
+            &actions,
+            &pending_events,
+            |_| &self.snapshot,
+            settings.now,
+        )?;
+        self.unapplied.clear();
+        self.finish_remedy(outcome, events);
+        Ok(())
     }
 
     /// Reconciles auth.json with the ledger when it changed (read at the start of the step), a

@@ -22,7 +22,7 @@ use notify::Watcher;
 
 use crate::follow::checkpoints::Checkpoints;
 use crate::hermes::home as hermes_home;
-use crate::observe::audit::{AuditLog, Reach};
+use crate::observe::audit::{AuditLog, AuditRecord, Reach};
 use crate::observe::events::{StateFile, StateFileTrouble, WardenEvent, state_dir};
 use crate::observe::log::DaemonLog;
 use crate::pass::Settings;
@@ -50,18 +50,90 @@ enum Wake {
     Gone,
 }
 
-/// Where every internal event goes: the daemon's log, then the audit log.
+/// Where every internal event goes: the daemon's log, then the audit log. When the audit log
+/// cannot be written (a read-only or full disk), its records wait in memory, in order, and are
+/// tried again after a growing pause; meanwhile the checkpoint does not move, so a restart reads
+/// the lines again rather than lose their findings.
 struct Sinks {
     log: DaemonLog,
     audit: AuditLog,
+    unwritten: Vec<AuditRecord>,
+    writes: Retry,
 }
 
+/// At most this many audit records wait in memory; older ones are dropped (their lines are
+/// read again after a restart, since the checkpoint waits for them).
+const UNWRITTEN_MAX: usize = 100_000;
+
 impl Sinks {
-    fn emit(&mut self, events: &[WardenEvent], now: Timestamp) -> anyhow::Result<()> {
+    fn new(audit: AuditLog) -> Sinks {
+        Sinks {
+            log: DaemonLog::default(),
+            audit,
+            unwritten: Vec::new(),
+            writes: Retry::default(),
+        }
+    }
+
+    fn emit(&mut self, events: &[WardenEvent], now: Timestamp) {
         events.iter().for_each(|event| self.log.record(event));
-        self.audit
-            .record(events, now)
-            .context("cannot append to the audit log")
+        self.unwritten
+            .extend(events.iter().filter_map(|event| AuditRecord::of(event, now)));
+        let excess = self.unwritten.len().saturating_sub(UNWRITTEN_MAX);
+        self.unwritten.drain(..excess);
+        self.flush();
+    }
+
+    /// Writes what waits, when it is time to try; returns whether nothing waits any more.
+    fn flush(&mut self) -> bool {
+        if self.unwritten.is_empty() || !self.writes.due() {
+            return self.unwritten.is_empty();
+        }
+        let result = self.audit.append(&self.unwritten);
+        if result.is_ok() {
+            self.unwritten.clear();
+        }
+        if let Some(event) = self.writes.outcome(StateFile::Audit, result) {
+            self.log.record(&event);
+            self.unwritten.extend(AuditRecord::of(&event, Timestamp::now()));
+        }
+        self.unwritten.is_empty()
+    }
+}
+
+/// A state file's writes: after a failure, a growing pause (1 s doubling to a minute) before
+/// the next try, one event when the failures start and one when they end.
+#[derive(Default)]
+pub(crate) struct Retry {
+    failures: u32,
+    next: Option<std::time::Instant>,
+}
+
+impl Retry {
+    pub(crate) fn due(&self) -> bool {
+        self.next.is_none_or(|at| std::time::Instant::now() >= at)
+    }
+
+    pub(crate) fn outcome<T, E: std::fmt::Display>(
+        &mut self,
+        file: StateFile,
+        result: Result<T, E>,
+    ) -> Option<WardenEvent> {
+        match result {
+            Ok(_) => {
+                self.next = None;
+                (std::mem::take(&mut self.failures) > 0).then_some(WardenEvent::StateWritable { file })
+            }
+            Err(error) => {
+                self.failures += 1;
+                let pause = Duration::from_secs(1 << (self.failures - 1).min(6)).min(Duration::from_secs(60));
+                self.next = Some(std::time::Instant::now() + pause);
+                (self.failures == 1).then(|| WardenEvent::StateWriteFailed {
+                    file,
+                    error: format!("{error:#}"),
+                })
+            }
+        }
     }
 }
 
@@ -101,6 +173,7 @@ struct Daemon {
     /// What the checkpoint file holds: written only when the positions moved (and once at
     /// start, which says the daemon is up).
     saved: Option<Checkpoints>,
+    checkpoint_writes: Retry,
     homes: Vec<WatchedHome>,
     watches: Watches,
 }
@@ -117,12 +190,13 @@ impl Daemon {
         let (audit, torn) = AuditLog::open(&StateFile::Audit.path(&root), reach)?;
         startup.extend(torn);
         let remedy = Remedy::open(&root, settings.policy)?;
-        remedy.journal_gaps(&audit, &mut startup)?;
-        let mut sinks = Sinks {
-            log: DaemonLog::default(),
-            audit,
-        };
-        sinks.emit(&startup, settings.now)?;
+        // A ledger that cannot be had now is no reason not to start: each home's step tries it
+        // again after a pause (and says so).
+        if let Err(error) = remedy.journal_gaps(&audit, &mut startup) {
+            tracing::warn!("the journal's gaps not checked: {error:#}");
+        }
+        let mut sinks = Sinks::new(audit);
+        sinks.emit(&startup, settings.now);
         Ok(Daemon {
             remedy,
             root,
@@ -132,6 +206,7 @@ impl Daemon {
             checkpoints,
             checkpoint_path,
             saved: None,
+            checkpoint_writes: Retry::default(),
             homes: Vec::new(),
             watches: Watches::default(),
         })
@@ -148,22 +223,37 @@ impl Daemon {
         );
         self.settings.now = Timestamp::now();
         let watch_events = self.watches.update(watcher, &self.root, &self.homes);
-        self.sinks.emit(&watch_events, self.settings.now)?;
+        self.sinks.emit(&watch_events, self.settings.now);
         for home in &mut self.homes {
             let events = home.step(
                 &self.settings,
                 &self.sinks.audit,
                 &self.remedy,
                 self.options.dry_run,
-            )?;
-            self.sinks.emit(&events, self.settings.now)?;
+            );
+            self.sinks.emit(&events, self.settings.now);
             home.note_positions(&mut self.checkpoints);
         }
-        if self.saved.as_ref() != Some(&self.checkpoints) {
-            self.checkpoints
+        // The audit log first: positions move on only once their findings are durable.
+        if self.sinks.flush()
+            && self.saved.as_ref() != Some(&self.checkpoints)
+            && self.checkpoint_writes.due()
+        {
+            let result = self
+                .checkpoints
                 .save(&self.checkpoint_path)
-                .with_context(|| format!("{}: cannot write", self.checkpoint_path.display()))?;
-            self.saved = Some(self.checkpoints.clone());
+                .map_err(|error| {
+                    std::io::Error::new(
+                        error.kind(),
+                        format!("{}: {error}", self.checkpoint_path.display()),
+                    )
+                });
+            if result.is_ok() {
+                self.saved = Some(self.checkpoints.clone());
+            }
+            if let Some(event) = self.checkpoint_writes.outcome(StateFile::Checkpoints, result) {
+                self.sinks.emit(&[event], self.settings.now);
+            }
         }
         Ok(())
     }
@@ -182,7 +272,8 @@ impl Daemon {
             Err(error) => Some(format!("{error:#}")),
         };
         self.sinks
-            .emit(&[WardenEvent::Reload { refused }], Timestamp::now())
+            .emit(&[WardenEvent::Reload { refused }], Timestamp::now());
+        Ok(())
     }
 }
 
