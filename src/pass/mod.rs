@@ -133,7 +133,10 @@ pub fn analyse(settings: &Settings, read_logs: bool) -> anyhow::Result<Analysis>
             Err(error) if settings.targets.len() > 1 => {
                 events.truncate(events_before);
                 files.truncate(files_before);
-                tracing::error!(profile = target.profile.as_deref(), "{error:#}; the other homes go on");
+                tracing::error!(
+                    profile = target.profile.as_deref(),
+                    "{error:#}; the other homes go on"
+                );
                 unreadable.push(Unreadable {
                     profile: target.profile.clone(),
                     error: format!("{error:#}"),

@@ -171,10 +171,15 @@ mod tests {
         fs::set_permissions(&real, fs::Permissions::from_mode(0o644)).unwrap();
         let link = dir.path().join("auth.json");
         std::os::unix::fs::symlink("real.json", &link).unwrap();
-        let edited = edit(&link, Duration::from_secs(1), Bom::Refuse, |snapshot, document| {
-            assert_eq!(snapshot.pools[0].entries[0].id, "a1");
-            set_status(document, "dead");
-        })
+        let edited = edit(
+            &link,
+            Duration::from_secs(1),
+            Bom::Refuse,
+            |snapshot, document| {
+                assert_eq!(snapshot.pools[0].entries[0].id, "a1");
+                set_status(document, "dead");
+            },
+        )
         .unwrap();
         assert!(edited.written);
         assert!(fs::symlink_metadata(&link).unwrap().is_symlink());
@@ -244,9 +249,12 @@ mod tests {
         fs::write(&auth, AUTH).unwrap();
         let holder = fs::File::create(dir.path().join("auth.lock")).unwrap();
         holder.lock().unwrap();
-        let error = edit(&auth, Duration::from_millis(120), Bom::Refuse, |_, document| {
-            set_status(document, "dead")
-        })
+        let error = edit(
+            &auth,
+            Duration::from_millis(120),
+            Bom::Refuse,
+            |_, document| set_status(document, "dead"),
+        )
         .unwrap_err();
         assert_eq!(error.result(), WriteResult::LockTimeout);
         assert_eq!(fs::read_to_string(&auth).unwrap(), AUTH);
@@ -272,6 +280,9 @@ mod tests {
         .unwrap();
         assert!(edited.written);
         let expected = AUTH.replace("\"last_status\": null", "\"last_status\": \"dead\"");
-        assert_eq!(fs::read(&auth).unwrap(), [BOM, expected.as_bytes()].concat());
+        assert_eq!(
+            fs::read(&auth).unwrap(),
+            [BOM, expected.as_bytes()].concat()
+        );
     }
 }

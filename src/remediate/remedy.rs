@@ -300,11 +300,12 @@ impl Remedy {
     ) -> anyhow::Result<Revived> {
         let (deadline, bom) = (self.policy.lock_deadline, self.policy.bom);
         self.with_ledger(events, |ledger| {
-            let edited = auth_edit::edit(&target.auth_json(), deadline, bom, |snapshot, document| {
-                let entry = find_by_name(snapshot, provider, name)?;
-                dead_mark::clear(dead_mark::entry_mut(document, provider, &entry.id)?);
-                Ok::<_, anyhow::Error>(entry)
-            })?;
+            let edited =
+                auth_edit::edit(&target.auth_json(), deadline, bom, |snapshot, document| {
+                    let entry = find_by_name(snapshot, provider, name)?;
+                    dead_mark::clear(dead_mark::entry_mut(document, provider, &entry.id)?);
+                    Ok::<_, anyhow::Error>(entry)
+                })?;
             let entry = edited.value?;
             let profile = target.profile.as_deref();
             ledger.marks.retain(|mark| {

@@ -23,9 +23,9 @@ use crate::pool::decide::{ActionResult, PlannedAction, decide};
 use crate::pool::snapshot::{self, AuthSnapshot};
 use crate::read::event::Event;
 use crate::read::scanner::{LogScanner, RecordHeader};
+use crate::remediate::ledger::Ledger;
 use crate::remediate::remedy::{Outcome, Remedy};
 use crate::rules::Action;
-use crate::remediate::ledger::Ledger;
 use crate::watch::{Retry, WatchOptions};
 
 /// How far back events are kept to pair and correlate new ones with.
@@ -156,11 +156,17 @@ impl WatchedHome {
         let ledger = match prepared {
             Ok(ledger) => ledger,
             Err(error) => {
-                events.extend(self.ledger_writes.outcome(StateFile::Ledger, Err::<(), _>(error)));
+                events.extend(
+                    self.ledger_writes
+                        .outcome(StateFile::Ledger, Err::<(), _>(error)),
+                );
                 return events;
             }
         };
-        events.extend(self.ledger_writes.outcome(StateFile::Ledger, Ok::<_, String>(())));
+        events.extend(
+            self.ledger_writes
+                .outcome(StateFile::Ledger, Ok::<_, String>(())),
+        );
         let fresh = self.read_logs(settings, &mut events);
         if fresh.is_empty() {
             return events;
@@ -200,7 +206,10 @@ impl WatchedHome {
                         let event = new_events[action.event].clone();
                         self.unapplied.push((event, action.clone()));
                     }
-                    events.extend(self.ledger_writes.outcome(StateFile::Ledger, Err::<(), _>(error)));
+                    events.extend(
+                        self.ledger_writes
+                            .outcome(StateFile::Ledger, Err::<(), _>(error)),
+                    );
                 }
             }
         }

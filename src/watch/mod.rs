@@ -77,8 +77,11 @@ impl Sinks {
 
     fn emit(&mut self, events: &[WardenEvent], now: Timestamp) {
         events.iter().for_each(|event| self.log.record(event));
-        self.unwritten
-            .extend(events.iter().filter_map(|event| AuditRecord::of(event, now)));
+        self.unwritten.extend(
+            events
+                .iter()
+                .filter_map(|event| AuditRecord::of(event, now)),
+        );
         let excess = self.unwritten.len().saturating_sub(UNWRITTEN_MAX);
         self.unwritten.drain(..excess);
         self.flush();
@@ -95,7 +98,8 @@ impl Sinks {
         }
         if let Some(event) = self.writes.outcome(StateFile::Audit, result) {
             self.log.record(&event);
-            self.unwritten.extend(AuditRecord::of(&event, Timestamp::now()));
+            self.unwritten
+                .extend(AuditRecord::of(&event, Timestamp::now()));
         }
         self.unwritten.is_empty()
     }
@@ -122,11 +126,13 @@ impl Retry {
         match result {
             Ok(_) => {
                 self.next = None;
-                (std::mem::take(&mut self.failures) > 0).then_some(WardenEvent::StateWritable { file })
+                (std::mem::take(&mut self.failures) > 0)
+                    .then_some(WardenEvent::StateWritable { file })
             }
             Err(error) => {
                 self.failures += 1;
-                let pause = Duration::from_secs(1 << (self.failures - 1).min(6)).min(Duration::from_secs(60));
+                let pause = Duration::from_secs(1 << (self.failures - 1).min(6))
+                    .min(Duration::from_secs(60));
                 self.next = Some(std::time::Instant::now() + pause);
                 (self.failures == 1).then(|| WardenEvent::StateWriteFailed {
                     file,
@@ -251,7 +257,10 @@ impl Daemon {
             if result.is_ok() {
                 self.saved = Some(self.checkpoints.clone());
             }
-            if let Some(event) = self.checkpoint_writes.outcome(StateFile::Checkpoints, result) {
+            if let Some(event) = self
+                .checkpoint_writes
+                .outcome(StateFile::Checkpoints, result)
+            {
                 self.sinks.emit(&[event], self.settings.now);
             }
         }
