@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod cli;
+mod parser_fuzz;
 mod real_hermes;
 mod remediation;
 mod reports;

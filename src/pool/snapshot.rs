@@ -67,7 +67,12 @@ impl PoolEntry {
     pub fn log_name(&self) -> &str {
         match self.label.as_deref() {
             Some(label) if !label.is_empty() => label,
-            _ => &self.id[..self.id.len().min(8)],
+            // Python's `id[:8]`: eight characters, not bytes.
+            _ => self
+                .id
+                .char_indices()
+                .nth(8)
+                .map_or(&self.id, |(at, _)| &self.id[..at]),
         }
     }
 }
