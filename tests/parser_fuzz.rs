@@ -27,10 +27,10 @@
 //!   than [`RULES_LIMIT`] per call, every error names one of the files and a line of it (>= 1),
 //!   and a rule set that loads has unique ids and runs its own samples and a log [1 000].
 //!
-//! Bugs found in `src/` are kept as ignored properties and ignored plain tests holding their
-//! minimal failing input, so that the suite stays green until they are fixed:
-//! `auth_json_entries_have_log_names` / `log_name_of_a_non_ascii_id` (`PoolEntry::log_name`
-//! panics on an `id` whose 8th byte is inside a character) and
+//! `auth_json_entries_have_log_names` / `log_name_of_a_non_ascii_id` hold the panic this module
+//! found in `PoolEntry::log_name` (an `id` cut inside a character), now fixed. A bug still open
+//! is kept as an ignored property and an ignored plain test with its minimal input, so that the
+//! suite stays green until it is fixed:
 //! `scanner_hits_do_not_depend_on_chunking` / `traceback_record_header_does_not_depend_on_chunking`
 //! (the record header of a traceback hit depends on the chunking when the header line is longer
 //! than `max_line`). Run them with `cargo test --test tests parser_fuzz -- --ignored`.
