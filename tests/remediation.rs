@@ -12,7 +12,7 @@ use hermes_warden::remediate::dead_mark::STATUS_FIELDS;
 use hermes_warden::shared::secrets::fingerprint_of;
 use serde_json::Value;
 
-use crate::util::{HermesHome, hermes_venv, pool_probe, probe, warden_in};
+use crate::util::{HermesHome, copy_dir, hermes_venv, pool_probe, probe, read_json, warden_in};
 use crate::watch::{Daemon, audit};
 
 const ALICE_TOKEN: &str = "fake-codex-access-token-alice-0000000000";
@@ -32,10 +32,6 @@ fn scan_apply(root: &Path, args: &[&str]) -> Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).unwrap()
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
 fn ledger(root: &Path) -> Value {
@@ -835,19 +831,6 @@ fn an_unparsable_auth_json_is_never_written_and_retried_without_hammering() {
     });
     let (code, _) = daemon.stop();
     assert_eq!(code, Some(0));
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// SIGKILL at several moments of the first steps (reading, marking, recording), then restarts:

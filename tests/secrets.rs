@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use aho_corasick::AhoCorasick;
 use serde_json::{Value, json};
 
-use crate::util::warden_in;
+use crate::util::{read_json, warden_in};
 
 /// A 48-character OpenAI project key, obviously fake.
 const OPENAI: &str = "sk-proj-FAKEq7Xk2mP9vL4nR8tW1zY6bC3dF5gH0jKfake0";
@@ -363,10 +363,6 @@ impl Run {
         );
         written.len()
     }
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
 /// Every field of every pool entry that differs between two auth.json documents, by

@@ -13,8 +13,6 @@
 //! * A torn last audit line is cut back to the last complete line by whichever command opens
 //!   the log (`watch`, `scan --apply`, `revive`), reported, and every line parses afterwards.
 
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -23,8 +21,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use hermes_warden::shared::secrets::fingerprint_of;
 use serde_json::Value;
 
-use crate::util::{HermesHome, pool_probe, warden_in};
-use crate::watch::{Daemon, audit};
+use crate::util::{HermesHome, copy_dir, pool_probe, read_json, warden_in};
+use crate::watch::{Daemon, append, audit, failure_line};
 
 /// The fixture's revoked token (obviously fake), as build_home.py gives it to alice.
 const ALICE_TOKEN: &str = "fake-codex-access-token-alice-0000000000";
@@ -183,27 +181,6 @@ fn reports_on_stderr(stderr: &str, name: &str) -> usize {
     stderr.lines().filter(|line| line.contains(&needle)).count()
 }
 
-/// A compaction failure line of session `s<number>`; the `compaction-failed` rule records one
-/// finding per line.
-fn failure_line(number: usize) -> String {
-    format!(
-        "2026-05-26 10:00:{:02},{:03} WARNING [s{number}] agent.context_compressor: Failed to generate context summary: Request timed out (record {number}).\n",
-        (number / 1000) % 60,
-        number % 1000
-    )
-}
-
-fn append(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-}
-
 /// Cuts the file in the middle of its last line, as a crash mid-append leaves it; returns the
 /// complete lines before it.
 fn tear_last_line(path: &Path) -> Vec<u8> {
@@ -239,10 +216,6 @@ fn scan_apply(root: &Path) -> (Option<i32>, Value, String) {
     let report = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|error| panic!("scan --apply prints JSON ({error}): {stderr}"));
     (output.status.code(), report, stderr)
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
 fn ledger_marks(root: &Path) -> Vec<Value> {
@@ -419,19 +392,6 @@ fn a_garbage_ledger_is_rebuilt_and_the_daemon_keeps_the_mark() {
 #[test]
 fn a_directory_in_place_of_the_ledger_is_moved_aside_and_the_daemon_keeps_the_mark() {
     a_broken_ledger_does_not_stop_the_daemon(Corruption::Directory);
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// What is at `path`: its bytes, or `None` for a directory.

@@ -201,3 +201,22 @@ pub fn probe(home: &Path, version: &str, subcommand: &str, args: &[&str]) -> Val
     );
     serde_json::from_slice(&output.stdout).expect("pool_probe.py prints JSON")
 }
+
+/// A JSON file, parsed (the test fails when it is not JSON).
+pub fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Copies a directory tree, files and all.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}

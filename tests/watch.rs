@@ -145,7 +145,7 @@ pub fn audit(home: &Path) -> Vec<Value> {
 }
 
 /// A compaction failure line; the `compaction-failed` rule records one finding per line.
-fn failure_line(number: usize) -> String {
+pub fn failure_line(number: usize) -> String {
     format!(
         "2026-05-26 10:00:{:02},{:03} WARNING [s{number}] agent.context_compressor: Failed to generate context summary: Request timed out (record {number}).\n",
         (number / 1000) % 60,
@@ -153,7 +153,7 @@ fn failure_line(number: usize) -> String {
     )
 }
 
-fn append(path: &Path, text: &str) {
+pub fn append(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     OpenOptions::new()
         .create(true)
