@@ -297,8 +297,8 @@ fn scan(settings: &Settings, format: ScanFormat, apply: bool) -> Result<(), Fail
         false => None,
     };
     let mut analysis = pass::analyse(settings, true).map_err(Failure::runtime)?;
-    if let Some(remedy) = &remedy {
-        apply_actions(settings, remedy, &mut analysis).map_err(Failure::runtime)?;
+    if let Some((remedy, recorder)) = remedy {
+        apply_actions(settings, &remedy, recorder, &mut analysis).map_err(Failure::runtime)?;
     }
     let report = report::build(settings, &analysis);
     match format {
@@ -337,6 +337,7 @@ fn unreadable_homes(report: &report::Report) -> Result<(), Failure> {
 fn apply_actions(
     settings: &Settings,
     remedy: &Remedy,
+    mut recorder: Recorder,
     analysis: &mut Analysis,
 ) -> anyhow::Result<()> {
     let outcome = remedy.apply(
@@ -354,28 +355,36 @@ fn apply_actions(
     for (action, result) in analysis.actions.iter_mut().zip(outcome.results) {
         action.result = result;
     }
-    record(settings, &outcome.events)?;
+    recorder.record(&outcome.events)?;
     analysis.reread_state(&settings.root)
 }
 
 /// The remedy, with a broken ledger repaired and the journal's gaps filled (and reported)
 /// before anything reads them.
-fn open_remedy(settings: &Settings) -> anyhow::Result<Remedy> {
+fn open_remedy(settings: &Settings) -> anyhow::Result<(Remedy, Recorder)> {
     let remedy = Remedy::open(&settings.root, settings.policy)?;
-    let mut events = Vec::new();
     let (audit, torn) = AuditLog::open(&StateFile::Audit.path(&settings.root), Reach::Recent)?;
-    events.extend(torn);
-    remedy.journal_gaps(&audit, &mut events)?;
-    record(settings, &events)?;
-    Ok(remedy)
+    let mut recorder = Recorder {
+        audit,
+        now: settings.now,
+    };
+    let mut events: Vec<WardenEvent> = torn.into_iter().collect();
+    remedy.journal_gaps(&recorder.audit, &mut events)?;
+    recorder.record(&events)?;
+    Ok((remedy, recorder))
 }
 
-/// Hands what a command did to the sinks: its log on stderr and the audit log.
-fn record(settings: &Settings, events: &[WardenEvent]) -> anyhow::Result<()> {
-    let (mut audit, torn) = AuditLog::open(&StateFile::Audit.path(&settings.root), Reach::Recent)?;
-    let events: Vec<WardenEvent> = torn.into_iter().chain(events.iter().cloned()).collect();
-    events.iter().for_each(log);
-    Ok(audit.record(&events, settings.now)?)
+/// A one-shot command's sinks, opened once: its log on stderr and the audit log.
+struct Recorder {
+    audit: AuditLog,
+    now: Timestamp,
+}
+
+impl Recorder {
+    fn record(&mut self, events: &[WardenEvent]) -> anyhow::Result<()> {
+        events.iter().for_each(log);
+        Ok(self.audit.record(events, self.now)?)
+    }
 }
 
 fn revive(settings: &Settings, provider: &str, name: &str) -> Result<(), Failure> {
@@ -384,14 +393,14 @@ fn revive(settings: &Settings, provider: &str, name: &str) -> Result<(), Failure
             "revive works on one home: use --profile NAME for a profile, not --all-profiles"
         )));
     };
-    let remedy = open_remedy(settings).map_err(Failure::runtime)?;
+    let (remedy, mut recorder) = open_remedy(settings).map_err(Failure::runtime)?;
     let mut events = Vec::new();
     let revived = remedy.revive(target, provider, name, settings.now, &mut events);
     let revived = revived.map_err(Failure::runtime);
     if let Ok(revived) = &revived {
         events.push(WardenEvent::Revived(revived.clone()));
     }
-    record(settings, &events).map_err(Failure::runtime)?;
+    recorder.record(&events).map_err(Failure::runtime)?;
     let revived = revived?;
     print(&format!(
         "revived {provider}/{}{}: status cleared, dead mark dropped\n",

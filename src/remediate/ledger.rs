@@ -159,6 +159,13 @@ impl Ledger {
             .reduce(f64::max)
     }
 
+    /// Whether a mark of `profile` has not reached auth.json yet.
+    pub fn pending(&self, profile: Option<&str>) -> bool {
+        self.marks
+            .iter()
+            .any(|mark| mark.profile.as_deref() == profile && mark.applied_at.is_none())
+    }
+
     /// The mark for this credential of this profile, if the ledger has one.
     pub fn find(&self, profile: Option<&str>, provider: &str, entry: &PoolEntry) -> Option<usize> {
         self.marks.iter().position(|mark| {

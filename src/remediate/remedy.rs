@@ -131,20 +131,6 @@ impl Remedy {
         Ok(value)
     }
 
-    /// Whether a mark of `profile` has not reached auth.json yet.
-    pub fn pending(
-        &self,
-        profile: Option<&str>,
-        events: &mut Vec<WardenEvent>,
-    ) -> anyhow::Result<bool> {
-        self.with_ledger(events, |ledger| {
-            ledger
-                .marks
-                .iter()
-                .any(|mark| mark.profile.as_deref() == profile && mark.applied_at.is_none())
-        })
-    }
-
     /// `applied` records for the marks that reached auth.json but not the audit log (the
     /// warden was killed between the write and the append), so the journal is whole again.
     pub fn journal_gaps(

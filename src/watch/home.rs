@@ -238,22 +238,29 @@ impl WatchedHome {
         dry_run: bool,
         events: &mut Vec<WardenEvent>,
     ) -> anyhow::Result<Ledger> {
-        if !dry_run {
-            self.apply_unapplied(settings, remedy, events)?;
-            self.reconcile_if_due(settings, remedy, events)?;
+        let ledger = remedy.ledger(events)?;
+        if dry_run {
+            return Ok(ledger);
         }
-        remedy.ledger(events)
+        let applied = self.apply_unapplied(settings, remedy, events)?;
+        let reconciled = self.reconcile_if_due(settings, remedy, &ledger, events)?;
+        match applied || reconciled {
+            // Reconciling may have dropped marks and noted revivals: decide on what it left.
+            true => remedy.ledger(events),
+            false => Ok(ledger),
+        }
     }
 
-    /// Carries out the actions that could not reach the ledger before.
+    /// Carries out the actions that could not reach the ledger before; returns whether there
+    /// were any.
     fn apply_unapplied(
         &mut self,
         settings: &Settings,
         remedy: &Remedy,
         events: &mut Vec<WardenEvent>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<bool> {
         if self.unapplied.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let (pending_events, actions): (Vec<Event>, Vec<PlannedAction>) = self
             .unapplied
@@ -277,21 +284,21 @@ impl WatchedHome {
         )?;
         self.unapplied.clear();
         self.finish_remedy(outcome, events);
-        Ok(())
+        Ok(true)
     }
 
     /// Reconciles auth.json with the ledger when it changed (read at the start of the step), a
     /// mark is pending, or a failed write's pause is over.
+    /// Returns whether it reconciled.
     fn reconcile_if_due(
         &mut self,
         settings: &Settings,
         remedy: &Remedy,
+        ledger: &Ledger,
         events: &mut Vec<WardenEvent>,
-    ) -> anyhow::Result<()> {
-        let profile = self.target.profile.as_deref();
-        if (self.reconcile_due || remedy.pending(profile, events)?)
-            && self.retry_at.is_none_or(|at| Instant::now() >= at)
-        {
+    ) -> anyhow::Result<bool> {
+        let due = self.reconcile_due || ledger.pending(self.target.profile.as_deref());
+        if due && self.retry_at.is_none_or(|at| Instant::now() >= at) {
             self.reconcile_due = false;
             let outcome = remedy.apply(
                 std::slice::from_ref(&self.target),
@@ -301,8 +308,9 @@ impl WatchedHome {
                 settings.now,
             )?;
             self.finish_remedy(outcome, events);
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Reads whatever is new in the logs; returns the new events (copies dropped) with where
