@@ -18,6 +18,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::util::warden_in;
+use crate::watch::{append, audit, failure_line, recorded_numbers};
 
 /// Longer than any case takes (the hanging `hermes --version` is given 10 s).
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -31,6 +32,27 @@ struct Outcome {
     code: Option<i32>,
     stdout: String,
     stderr: String,
+    max_rss_bytes: u64,
+    /// How long it took to exit after SIGTERM, when [`Limits::terminate_at`] sent one.
+    exit_after_term: Option<Duration>,
+}
+
+/// How long a run may take and how much memory it may use, and when to stop a daemon.
+struct Limits {
+    deadline: Duration,
+    max_rss_bytes: u64,
+    /// Send SIGTERM once this file has at least this many lines.
+    terminate_at: Option<(PathBuf, usize)>,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            deadline: DEADLINE,
+            max_rss_bytes: MAX_RSS_BYTES,
+            terminate_at: None,
+        }
+    }
 }
 
 /// Set (to a [`RunSpec`] in JSON) when this test binary is started again as the measuring
@@ -46,6 +68,8 @@ struct RunSpec {
     stdout: String,
     stderr: String,
     report: String,
+    deadline_ms: u64,
+    terminate_at: Option<(String, usize)>,
 }
 
 /// What [`measuring_parent_of_one_run`] saw.
@@ -54,18 +78,24 @@ struct RunReport {
     code: Option<i32>,
     max_rss_bytes: u64,
     timed_out: bool,
+    exit_after_term_ms: Option<u64>,
 }
 
 /// Runs `command` (built by `warden_in`, stdin empty) to its end, failing the test if it takes
 /// longer than [`DEADLINE`] (it is killed then) or if its maximum RSS reaches
 /// [`MAX_RSS_BYTES`].
+fn run(command: &assert_cmd::Command) -> Outcome {
+    run_with(command, Limits::default())
+}
+
+/// [`run`] within other limits.
 ///
 /// A process's maximum RSS (`getrusage`, `wait4`) starts from the peak RSS of the process it
 /// was `exec`ed from: started from this test process, which holds many tests' data (70 MiB
 /// here), every warden would seem that large. So the warden is started by a small, freshly
 /// started parent, this test binary again running only [`measuring_parent_of_one_run`], which
 /// reaps it with `wait4` and reports the warden's own maximum RSS and exit status.
-fn run(command: &assert_cmd::Command) -> Outcome {
+fn run_with(command: &assert_cmd::Command, limits: Limits) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let file = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
     let text = |text: &std::ffi::OsStr| text.to_str().expect("UTF-8 arguments").to_owned();
@@ -78,6 +108,11 @@ fn run(command: &assert_cmd::Command) -> Outcome {
         stdout: file("stdout"),
         stderr: file("stderr"),
         report: file("report.json"),
+        deadline_ms: limits.deadline.as_millis() as u64,
+        terminate_at: limits
+            .terminate_at
+            .as_ref()
+            .map(|(path, lines)| (path.to_str().unwrap().to_owned(), *lines)),
     };
     let mut parent = Command::new(std::env::current_exe().unwrap());
     parent
@@ -100,7 +135,7 @@ fn run(command: &assert_cmd::Command) -> Outcome {
     // It enforces the deadline itself; this is only for a parent that went wrong.
     let started = Instant::now();
     while parent.try_wait().unwrap().is_none() {
-        if started.elapsed() > DEADLINE + Duration::from_secs(30) {
+        if started.elapsed() > limits.deadline + Duration::from_secs(30) {
             parent.kill().unwrap();
             parent.wait().unwrap();
             break;
@@ -120,14 +155,16 @@ fn run(command: &assert_cmd::Command) -> Outcome {
         code: report.code,
         stdout: read(&spec.stdout),
         stderr: read(&spec.stderr),
+        max_rss_bytes: report.max_rss_bytes,
+        exit_after_term: report.exit_after_term_ms.map(Duration::from_millis),
     };
     assert!(
         !report.timed_out,
-        "{:?} did not finish within {DEADLINE:?}; stderr:\n{}",
-        spec.args, outcome.stderr
+        "{:?} did not finish within {:?}; stderr:\n{}",
+        spec.args, limits.deadline, outcome.stderr
     );
     assert!(
-        report.max_rss_bytes < MAX_RSS_BYTES,
+        report.max_rss_bytes < limits.max_rss_bytes,
         "{:?} reached a maximum RSS of {} MB; stderr:\n{}",
         spec.args,
         report.max_rss_bytes / 1_000_000,
@@ -137,8 +174,9 @@ fn run(command: &assert_cmd::Command) -> Outcome {
 }
 
 /// Not a test of its own: started by [`run`] with [`RUN_SPEC_VAR`] set, it runs the warden
-/// once (stdin empty, stdout and stderr to files), kills it after [`DEADLINE`], reaps it with
-/// `wait4` and writes a [`RunReport`]. Without the variable it does nothing.
+/// once (stdin empty, stdout and stderr to files), sends it SIGTERM when the spec says, kills
+/// it after the deadline, reaps it with `wait4` and writes a [`RunReport`]. Without the
+/// variable it does nothing.
 #[test]
 #[expect(
     clippy::zombie_processes,
@@ -166,6 +204,9 @@ fn measuring_parent_of_one_run() {
     // SAFETY: all-zero is a valid `rusage`.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let mut timed_out = false;
+    let deadline = Duration::from_millis(spec.deadline_ms);
+    let mut lines = LineCounter::default();
+    let mut terminated: Option<Instant> = None;
     loop {
         // SAFETY: wait4 on our own child, with valid pointers.
         let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
@@ -173,7 +214,15 @@ fn measuring_parent_of_one_run() {
         if reaped == pid {
             break;
         }
-        if !timed_out && started.elapsed() > DEADLINE {
+        if let Some((path, count)) = &spec.terminate_at
+            && terminated.is_none()
+            && lines.count(Path::new(path)) >= *count
+        {
+            // SAFETY: a signal to our own child, not yet reaped.
+            assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+            terminated = Some(Instant::now());
+        }
+        if !timed_out && started.elapsed() > deadline {
             timed_out = true;
             child.kill().expect("kill a warden that hangs");
         }
@@ -184,8 +233,30 @@ fn measuring_parent_of_one_run() {
         // Linux gives KiB.
         max_rss_bytes: usage.ru_maxrss as u64 * 1024,
         timed_out,
+        exit_after_term_ms: terminated.map(|at| at.elapsed().as_millis() as u64),
     };
     std::fs::write(&spec.report, serde_json::to_vec(&report).unwrap()).unwrap();
+}
+
+/// Counts the lines of a growing file, reading only what was added since the last count.
+#[derive(Default)]
+struct LineCounter {
+    read: u64,
+    lines: usize,
+}
+
+impl LineCounter {
+    fn count(&mut self, path: &Path) -> usize {
+        use std::io::{Read, Seek};
+        if let Ok(mut file) = std::fs::File::open(path) {
+            let mut added = Vec::new();
+            file.seek(std::io::SeekFrom::Start(self.read)).unwrap();
+            file.read_to_end(&mut added).unwrap();
+            self.read += added.len() as u64;
+            self.lines += added.iter().filter(|&&byte| byte == b'\n').count();
+        }
+        self.lines
+    }
 }
 
 impl Outcome {
@@ -560,4 +631,65 @@ fn lock_files_that_are_fifos_are_refused_without_blocking() {
     );
     assert!(is_fifo(&ledger_lock));
     assert_eq!(std::fs::read(root.join("auth.json")).unwrap(), before);
+}
+
+/// 200,000 failure lines wait in both logs (Hermes writes every WARNING record to both) at the
+/// daemon's first start: it reads them in bounded batches, in at most 64 MiB, honours SIGTERM
+/// between two batches, says a few lines on stderr, not one per finding, and after a restart
+/// goes on from its checkpoint: every finding recorded once.
+#[test]
+fn a_backlog_of_200000_failures_is_read_in_bounded_memory_and_sigterm_is_honoured() {
+    const LINES: usize = 200_000;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("hermes");
+    let text: String = (0..LINES).map(failure_line).collect();
+    for log in ["logs/agent.log", "logs/errors.log"] {
+        append(&root.join(log), &text);
+    }
+    std::fs::write(
+        root.join("auth.json"),
+        r#"{"version": 1, "credential_pool": {}}"#,
+    )
+    .unwrap();
+    let audit_path = root.join("warden/audit.jsonl");
+    let limits = |stop_at: usize| Limits {
+        // Far more than the debug build needs; a hang is still caught.
+        deadline: Duration::from_secs(300),
+        max_rss_bytes: 64 << 20,
+        terminate_at: Some((audit_path.clone(), stop_at)),
+    };
+    let mut watch = warden(&root);
+    watch.args(["watch", "--dry-run"]);
+    let few_lines = |outcome: &Outcome| {
+        assert!(
+            outcome.stderr.lines().count() <= 10,
+            "a few lines on stderr, not one per finding:\n{}",
+            outcome.stderr
+        );
+    };
+
+    let first = run_with(&watch, limits(10_000));
+    assert_eq!(first.code, Some(0), "stderr:\n{}", first.stderr);
+    let exit_after_term = first.exit_after_term.unwrap();
+    assert!(
+        exit_after_term < Duration::from_secs(5),
+        "SIGTERM in the middle of a backlog took {exit_after_term:?}"
+    );
+    let recorded = audit(&root).len();
+    assert!(
+        recorded < LINES,
+        "stopped in the middle of the backlog, not after it ({recorded} findings)"
+    );
+    few_lines(&first);
+
+    let second = run_with(&watch, limits(LINES));
+    assert_eq!(second.code, Some(0), "stderr:\n{}", second.stderr);
+    few_lines(&second);
+    let numbers = recorded_numbers(&audit(&root));
+    assert_eq!(numbers, (0..LINES).collect(), "every finding recorded once");
+    eprintln!(
+        "maximum RSS {} MiB then {} MiB; SIGTERM answered in {exit_after_term:?}",
+        first.max_rss_bytes >> 20,
+        second.max_rss_bytes >> 20
+    );
 }

@@ -144,11 +144,15 @@ pub fn audit(home: &Path) -> Vec<Value> {
     }
 }
 
-/// A compaction failure line; the `compaction-failed` rule records one finding per line.
+/// A compaction failure line, a millisecond after the one numbered before it; the
+/// `compaction-failed` rule records one finding per line.
 pub fn failure_line(number: usize) -> String {
+    let seconds = number / 1000;
     format!(
-        "2026-05-26 10:00:{:02},{:03} WARNING [s{number}] agent.context_compressor: Failed to generate context summary: Request timed out (record {number}).\n",
-        (number / 1000) % 60,
+        "2026-05-26 {:02}:{:02}:{:02},{:03} WARNING [s{number}] agent.context_compressor: Failed to generate context summary: Request timed out (record {number}).\n",
+        10 + seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60,
         number % 1000
     )
 }
@@ -165,7 +169,7 @@ pub fn append(path: &Path, text: &str) {
 }
 
 /// The record numbers in the audit log; fails on a record seen twice.
-fn recorded_numbers(records: &[Value]) -> HashSet<usize> {
+pub fn recorded_numbers(records: &[Value]) -> HashSet<usize> {
     let mut numbers = HashSet::new();
     let sources: Vec<String> = records.iter().map(|r| r["source"].to_string()).collect();
     let unique: HashSet<&String> = sources.iter().collect();

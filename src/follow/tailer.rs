@@ -78,7 +78,7 @@ const READ_CHUNK: usize = 256 * 1024;
 const MIN_READ: usize = 4096;
 /// How many bytes of lines a poll delivers at most (plus the one line that crosses it), unless
 /// [`Tailer::set_budget`] says otherwise.
-pub const DEFAULT_BUDGET: u64 = 4 << 20;
+pub const DEFAULT_BUDGET: u64 = 1 << 20;
 
 /// Which file this is, independent of its name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -52,9 +52,7 @@ impl Event {
             file: file.to_owned(),
             log,
             line: hit.line,
-            time: header
-                .and_then(|h| crate::read::record::parse_local_time(&h.timestamp_text))
-                .and_then(|local| local.to_zoned_datetime(zone.clone()).ok()),
+            time: header.and_then(|h| record_time(&h.timestamp_text, zone)),
             text_hash: hit.text_hash,
             session: header.and_then(|h| h.session.clone()),
             rule: rule.id.clone(),
@@ -91,6 +89,12 @@ impl Event {
         key.extend_from_slice(&self.text_hash.to_be_bytes());
         crate::shared::secrets::short_hash(&key)
     }
+}
+
+/// A record's timestamp (`YYYY-MM-DD HH:MM:SS,mmm`, local time without a zone) placed in `zone`.
+pub fn record_time(text: &str, zone: &TimeZone) -> Option<ZonedDateTime> {
+    crate::read::record::parse_local_time(text)
+        .and_then(|local| local.to_zoned_datetime(zone.clone()).ok())
 }
 
 /// Drops agent.log events that are copies of errors.log events (same record id), one copy for

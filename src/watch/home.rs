@@ -8,6 +8,15 @@
 //! carries the decisions out through the [`Remedy`]. auth.json is reconciled with the ledger
 //! at start, whenever it changes, while a mark is pending, and after a failed write (with a
 //! growing pause).
+//!
+//! A backlog is read a budget at a time (the tailer's), one batch a step, and the daemon steps
+//! again at once while [`WatchedHome::backlog`] says so. errors.log holds fewer bytes per
+//! minute than agent.log, so a batch of it reaches further in time: its events later than
+//! what agent.log has reached wait (`ahead`, and errors.log is not read meanwhile) until
+//! agent.log catches up with them, so agent.log's copy, with the `marking` lines around it, comes
+//! first, the two copies meet within a bounded memory of record ids, and no event is
+//! attributed before the lines that name its credential were read. While events wait, the
+//! checkpoint keeps errors.log where it was before them: a restart reads them again.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -21,7 +30,7 @@ use crate::pass::Settings;
 use crate::pool::attribute::attribute;
 use crate::pool::decide::{ActionResult, PlannedAction, decide};
 use crate::pool::snapshot::{self, AuthSnapshot};
-use crate::read::event::Event;
+use crate::read::event::{Event, record_time};
 use crate::read::scanner::{LogScanner, RecordHeader};
 use crate::remediate::ledger::Ledger;
 use crate::remediate::remedy::{Outcome, Remedy};
@@ -33,8 +42,11 @@ const RECENT_SECONDS: f64 = 600.0;
 /// At most this many of them (a flood of failures within the window keeps memory bounded;
 /// pairing needs only the last few seconds of a session).
 const RECENT_MAX: usize = 20_000;
-/// At most this many records remembered to drop their second copy.
-const COPIES_MAX: usize = 100_000;
+/// At most this many records remembered to drop their second copy (24 bytes each).
+const COPIES_MAX: usize = 200_000;
+/// Where each log is in [`WatchedHome::logs`].
+const AGENT: usize = 0;
+const ERRORS: usize = 1;
 
 struct WatchedLog {
     /// Path relative to the root home, the checkpoint key (`logs/errors.log`).
@@ -43,6 +55,10 @@ struct WatchedLog {
     tailer: Tailer,
     /// The last record header per file (by device and inode), for traceback lines.
     headers: HashMap<(u64, u64), RecordHeader>,
+    /// The time of the last record read (epoch seconds).
+    reached: Option<f64>,
+    /// The last poll read to the end (no backlog left).
+    caught_up: bool,
 }
 
 pub struct WatchedHome {
@@ -57,8 +73,12 @@ pub struct WatchedHome {
     failures: u32,
     retry_at: Option<Instant>,
     recent: Vec<Event>,
-    /// Records seen lately: record id to (log key, event time), to drop the second copy.
-    copies: HashMap<String, (String, f64)>,
+    /// Records seen lately: record id to (log, event time), to drop the second copy.
+    copies: HashMap<u64, (LogFile, f64)>,
+    /// errors.log events read ahead of agent.log, oldest first, waiting for it.
+    ahead: Vec<(Event, Source)>,
+    /// The last step's reads stopped at the budget: step again at once.
+    backlog: bool,
     /// Actions whose marks could not reach the ledger yet, with the event that decided each.
     unapplied: Vec<(Event, PlannedAction)>,
     /// The ledger's reads and writes: a pause after a failure.
@@ -89,6 +109,8 @@ impl WatchedHome {
                     key,
                     log,
                     headers: HashMap::new(),
+                    reached: None,
+                    caught_up: false,
                 }
             })
             .collect();
@@ -96,8 +118,10 @@ impl WatchedHome {
         let copies = audit
             .recent_records()
             .iter()
-            .filter(|(_, file, _)| logs.iter().any(|log| log.key == *file))
-            .map(|(id, file, time)| (id.clone(), (file.clone(), *time)))
+            .filter_map(|(id, file, time)| {
+                let log = logs.iter().find(|log| log.key == *file)?;
+                Some((copy_key(id), (log.log, *time)))
+            })
             .collect();
         WatchedHome {
             target,
@@ -109,6 +133,8 @@ impl WatchedHome {
             retry_at: None,
             recent: Vec::new(),
             copies,
+            ahead: Vec::new(),
+            backlog: false,
             unapplied: Vec::new(),
             ledger_writes: Retry::default(),
         }
@@ -124,9 +150,13 @@ impl WatchedHome {
         }
     }
 
-    /// Where every log stands, for the checkpoint.
+    /// Where every log stands, for the checkpoint; errors.log only when none of its events
+    /// wait for agent.log.
     pub fn note_positions(&self, checkpoints: &mut Checkpoints) {
-        for log in &self.logs {
+        for (index, log) in self.logs.iter().enumerate() {
+            if index == ERRORS && !self.ahead.is_empty() {
+                continue;
+            }
             checkpoints
                 .files
                 .insert(log.key.clone(), log.tailer.positions());
@@ -144,6 +174,7 @@ impl WatchedHome {
         dry_run: bool,
     ) -> Vec<WardenEvent> {
         let mut events = Vec::new();
+        self.backlog = false;
         if self.refresh_snapshot() {
             // A new auth.json is worth a try at once, even while backing off.
             self.reconcile_due = true;
@@ -313,8 +344,13 @@ impl WatchedHome {
         Ok(false)
     }
 
-    /// Reads whatever is new in the logs; returns the new events (copies dropped) with where
-    /// their lines are.
+    /// Whether the last step left lines unread (a backlog): step again without waiting.
+    pub fn backlog(&self) -> bool {
+        self.backlog
+    }
+
+    /// Reads a batch of what is new in the logs; returns the new events (copies dropped) with
+    /// where their lines are: agent.log's, then errors.log's as far as agent.log has reached.
     fn read_logs(
         &mut self,
         settings: &Settings,
@@ -323,8 +359,16 @@ impl WatchedHome {
         let clock = Instant::now();
         let profile = self.target.profile.as_deref();
         let mut fresh = Vec::new();
-        for index in [0, 1, 0] {
+        for (read, index) in [AGENT, ERRORS, AGENT].into_iter().enumerate() {
             let log = &mut self.logs[index];
+            if index == ERRORS && !self.ahead.is_empty() {
+                log.caught_up = false;
+                continue;
+            }
+            // A second batch of an agent.log backlog would leave errors.log behind.
+            if read == 2 && !log.caught_up {
+                continue;
+            }
             let poll = match log.tailer.poll(clock) {
                 Ok(poll) => poll,
                 Err(error) => {
@@ -335,14 +379,33 @@ impl WatchedHome {
                     continue;
                 }
             };
+            log.caught_up = !poll.more;
+            self.backlog |= poll.more;
             events.extend(log_events(
                 &log.key,
                 &poll.notes,
                 &poll.lines,
                 settings.max_line,
             ));
-            scan_lines(settings, profile, log, &poll.lines, &mut fresh);
+            let into = match index {
+                ERRORS => &mut self.ahead,
+                _ => &mut fresh,
+            };
+            scan_lines(settings, profile, log, &poll.lines, into);
         }
+        // errors.log's events up to the first one later than agent.log has reached, so those
+        // that wait are the last ones read and a restart from the checkpoint reads them again.
+        let agent = &self.logs[AGENT];
+        let horizon = match agent.caught_up {
+            true => f64::INFINITY,
+            false => agent.reached.unwrap_or(f64::NEG_INFINITY),
+        };
+        let waiting = self
+            .ahead
+            .iter()
+            .position(|(event, _)| event.epoch_seconds().is_some_and(|at| at > horizon))
+            .unwrap_or(self.ahead.len());
+        fresh.extend(self.ahead.drain(..waiting));
         fresh.retain(|(event, _)| !is_copy(&mut self.copies, event));
         fresh
     }
@@ -360,8 +423,17 @@ impl WatchedHome {
                 .epoch_seconds()
                 .is_some_and(|t| t >= newest - RECENT_SECONDS)
         });
+        // A copy may still come from a log that has not read as far as the newest event.
+        let horizon = self
+            .logs
+            .iter()
+            .map(|log| match log.caught_up {
+                true => newest,
+                false => log.reached.unwrap_or(f64::NEG_INFINITY),
+            })
+            .fold(newest, f64::min);
         self.copies
-            .retain(|_, (_, at)| *at >= newest - RECENT_SECONDS);
+            .retain(|_, (_, at)| *at >= horizon - RECENT_SECONDS);
         let excess = (self.recent.len() + new_events.len()).saturating_sub(RECENT_MAX);
         self.recent.drain(..excess.min(self.recent.len()));
         if self.copies.len() > COPIES_MAX {
@@ -371,6 +443,10 @@ impl WatchedHome {
             let (_, oldest_kept, _) = times.select_nth_unstable_by(cut, f64::total_cmp);
             let oldest_kept = *oldest_kept;
             self.copies.retain(|_, (_, at)| *at >= oldest_kept);
+        }
+        if self.copies.capacity() > 4 * self.copies.len().max(1024) {
+            // After a flood, give the memory back.
+            self.copies.shrink_to_fit();
         }
         let earlier = self.recent.len();
         self.recent.extend(new_events);
@@ -489,6 +565,9 @@ fn scan_lines(
         let mut hits = Vec::new();
         scanner.feed_lines(run.iter().map(|line| line.bytes.as_slice()), &mut hits);
         if let Some(header) = scanner.record_header() {
+            if let Some(at) = record_time(&header.timestamp_text, &settings.zone) {
+                log.reached = Some(at.timestamp().as_millisecond() as f64 / 1000.0);
+            }
             log.headers.insert(key, header.clone());
         }
         for hit in hits {
@@ -501,19 +580,26 @@ fn scan_lines(
 }
 
 /// Whether `event` is the second copy of a record (errors.log and agent.log both hold it).
-fn is_copy(copies: &mut HashMap<String, (String, f64)>, event: &Event) -> bool {
-    let key = event.record_id();
+fn is_copy(copies: &mut HashMap<u64, (LogFile, f64)>, event: &Event) -> bool {
+    let key = copy_key(&event.record_id());
     match copies.get(&key) {
-        Some((file, _)) if *file != event.file => {
+        Some((log, _)) if *log != event.log => {
             copies.remove(&key);
             true
         }
         _ => {
-            copies.insert(
-                key,
-                (event.file.clone(), event.epoch_seconds().unwrap_or(0.0)),
-            );
+            copies.insert(key, (event.log, event.epoch_seconds().unwrap_or(0.0)));
             false
         }
     }
+}
+
+/// A record id (16 hex digits) as the number it spells, to keep the remembered ones small.
+fn copy_key(record_id: &str) -> u64 {
+    u64::from_str_radix(record_id, 16).unwrap_or_else(|_| {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        record_id.hash(&mut hasher);
+        hasher.finish()
+    })
 }

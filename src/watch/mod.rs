@@ -149,15 +149,20 @@ pub fn run(settings: Settings, options: WatchOptions, reload: &Reload) -> anyhow
     tracing::info!(home = %daemon.root.display(), dry_run = daemon.options.dry_run, "watching");
     let mut stop = false;
     loop {
-        daemon.step(&mut watcher)?;
+        let backlog = daemon.step(&mut watcher)?;
         daemon.sinks.log.summarise(stop);
         if stop {
             wakes.close();
             tracing::info!("stopped");
             return Ok(());
         }
-        // A stop request still runs the last step.
-        for wake in wakes.wait(daemon.options.poll_interval) {
+        // A stop request still runs the last step. A backlog is read batch after batch, with
+        // a look at the signals between two.
+        let timeout = match backlog {
+            true => Duration::ZERO,
+            false => daemon.options.poll_interval,
+        };
+        for wake in wakes.wait(timeout) {
             match wake {
                 Wake::Files => {}
                 Wake::Signal(signal_hook::consts::SIGHUP) => daemon.reload(reload)?,
@@ -218,8 +223,9 @@ impl Daemon {
         })
     }
 
-    /// One step for every home, each home's events to the sinks, then the checkpoint.
-    fn step(&mut self, watcher: &mut notify::RecommendedWatcher) -> anyhow::Result<()> {
+    /// One step for every home, each home's events to the sinks, then the checkpoint. Returns
+    /// whether a home has a backlog left.
+    fn step(&mut self, watcher: &mut notify::RecommendedWatcher) -> anyhow::Result<bool> {
         add_new_homes(
             &self.settings,
             &self.options,
@@ -240,6 +246,7 @@ impl Daemon {
             self.sinks.emit(&events, self.settings.now);
             home.note_positions(&mut self.checkpoints);
         }
+        let backlog = self.homes.iter().any(WatchedHome::backlog);
         // The audit log first: positions move on only once their findings are durable.
         if self.sinks.flush()
             && self.saved.as_ref() != Some(&self.checkpoints)
@@ -264,7 +271,8 @@ impl Daemon {
                 self.sinks.emit(&[event], self.settings.now);
             }
         }
-        Ok(())
+        // While the audit log cannot take findings, no more are read than wait for it.
+        Ok(backlog && self.sinks.unwritten.is_empty())
     }
 
     /// SIGHUP: everything from the files again, or the old settings kept when refused.
