@@ -27,13 +27,12 @@
 //!   than [`RULES_LIMIT`] per call, every error names one of the files and a line of it (>= 1),
 //!   and a rule set that loads has unique ids and runs its own samples and a log [1 000].
 //!
-//! `auth_json_entries_have_log_names` / `log_name_of_a_non_ascii_id` hold the panic this module
-//! found in `PoolEntry::log_name` (an `id` cut inside a character), now fixed. A bug still open
-//! is kept as an ignored property and an ignored plain test with its minimal input, so that the
-//! suite stays green until it is fixed:
+//! Two bugs this module found are fixed and kept as a property and a plain test with the
+//! minimal input: `auth_json_entries_have_log_names` / `log_name_of_a_non_ascii_id` (a panic in
+//! `PoolEntry::log_name`, an `id` cut inside a character), and
 //! `scanner_hits_do_not_depend_on_chunking` / `traceback_record_header_does_not_depend_on_chunking`
-//! (the record header of a traceback hit depends on the chunking when the header line is longer
-//! than `max_line`). Run them with `cargo test --test tests parser_fuzz -- --ignored`.
+//! (the record header of a traceback hit depended on the chunking when the header line is
+//! longer than `max_line`).
 //!
 //! The time bounds are liveness bounds against pathological (quadratic, backtracking)
 //! behaviour in a debug build, measured in CPU time of the calling thread (so a busy machine
@@ -598,10 +597,10 @@ proptest! {
 proptest! {
     #![proptest_config(config(20_000))]
 
-    /// Found a bug: a traceback line's record header depends on where a chunk ended when the
-    /// header line is longer than `max_line` (read cut within a block, uncut at a block's end).
+    /// Found a bug, now fixed: a traceback line's record header depended on where a chunk ended
+    /// when the header line is longer than `max_line` (read cut within a block, uncut at a
+    /// block's end).
     #[test]
-    #[ignore = "fails: the record header of a traceback hit depends on the chunking when the header line is longer than max_line, see report"]
     fn scanner_hits_do_not_depend_on_chunking(
         log in log_text(),
         chunks in prop::collection::vec(1usize..400, 1..12),
@@ -616,10 +615,9 @@ proptest! {
 /// The minimal failing input of `scanner_hits_do_not_depend_on_chunking`, shortened: a record
 /// whose header (a long session tag) is longer than `max_line`, then a traceback line. Scanned
 /// as one block, the header above is read cut to `max_line`, is no header, and the hit has no
-/// record; fed in two chunks split after the header, the header ends the first block, is read
-/// uncut, and the hit gets it.
+/// record; fed in two chunks split after the header, the header ended the first block and was
+/// read uncut, so the hit got it. Now the header is read cut at a block's end too.
 #[test]
-#[ignore = "fails: the record header of a traceback hit depends on the chunking when the header line is longer than max_line, see report"]
 fn traceback_record_header_does_not_depend_on_chunking() {
     let header = &long_headers()[0];
     let log = format!("{header}\n{}\n", HERMES_LINES[13]);

@@ -1,6 +1,7 @@
 //! No token in any output or state file, wherever it sits: two obviously fake tokens are slid
 //! across every offset before, across and after the 120-character cut of `rules test`, in
-//! every field of a log line and of auth.json that reaches an output; every command runs once
+//! every field of a log line and of auth.json that reaches an output, and across the cut of a
+//! line longer than the line limit (set to 1024 bytes in warden.toml); every command runs once
 //! on them (`rules test`, `scan`, `status`, `scan --apply`, `watch --dry-run` and `watch`) and
 //! everything printed, every state file and every field written to auth.json is searched for
 //! any 12 characters of either token.
@@ -33,6 +34,8 @@ const FILLERS: [char; 5] = [' ', 'x', '.', '/', '='];
 /// Every this many paddings, auth.json has an entry labelled with the padded token.
 const ENTRY_STEP: usize = 13;
 const NOW: &str = "2026-05-26T12:00:00Z";
+/// The line limit set in the home's warden.toml (the smallest allowed), which long lines cross.
+const MAX_LINE: usize = 1024;
 /// The log lines' times start here (UTC).
 const LOG_START_EPOCH: f64 = 1_779_789_600.0; // 2026-05-26T10:00:00Z
 
@@ -60,15 +63,40 @@ struct Log {
 
 impl Log {
     fn line(&mut self, session: &str, logger: &str, message: &str) {
+        let header = self.header(session, logger);
+        let _ = writeln!(self.text, "{header}{message}");
+        self.lines += 1;
+    }
+
+    /// The header of the next line.
+    fn header(&self, session: &str, logger: &str) -> String {
         let ms = self.lines * 10;
-        let _ = writeln!(
-            self.text,
-            "2026-05-26 10:{:02}:{:02},{:03} WARNING [{session}] {logger}: {message}",
+        format!(
+            "2026-05-26 10:{:02}:{:02},{:03} WARNING [{session}] {logger}: ",
             ms / 60_000,
             (ms / 1000) % 60,
             ms % 1000
+        )
+    }
+
+    /// A line longer than [`MAX_LINE`] whose cut falls `into` bytes into `token`: `message`,
+    /// then `filler` up to the token, then more words.
+    fn line_cut_in(
+        &mut self,
+        session: &str,
+        logger: &str,
+        message: &str,
+        filler: char,
+        token: &str,
+        into: usize,
+    ) {
+        let before = self.header(session, logger).len() + message.len();
+        let padding = pad(filler, MAX_LINE - into - before);
+        self.line(
+            session,
+            logger,
+            &format!("{message}{padding}{token} and more words"),
         );
-        self.lines += 1;
     }
 }
 
@@ -139,11 +167,39 @@ fn write_home(root: &Path) {
             ),
         );
     }
+    // Lines longer than the limit, cut inside a token at every offset: what a rule takes to
+    // the end of the cut line (the id of a pool entry) would hold its first part.
+    for (which, token) in TOKENS.into_iter().enumerate() {
+        for into in 0..=token.len() {
+            let filler = FILLERS[(into + which) % FILLERS.len()];
+            agent.line_cut_in(
+                &format!("long{which}x{into}"),
+                "agent.context_compressor",
+                "Failed to generate context summary: ",
+                filler,
+                token,
+                into,
+            );
+            agent.line_cut_in(
+                &format!("entry{which}x{into}"),
+                "agent.agent_runtime_helpers",
+                "Credential auth failure persists after 2 refreshes for pool entry ",
+                if filler == ' ' { '.' } else { filler },
+                token,
+                into,
+            );
+        }
+    }
     std::fs::create_dir_all(root.join("logs")).unwrap();
     std::fs::write(root.join("logs/errors.log"), &errors.text).unwrap();
     std::fs::write(root.join("logs/agent.log"), &agent.text).unwrap();
     let auth = serde_json::to_string_pretty(&auth_json()).unwrap() + "\n";
     std::fs::write(root.join("auth.json"), auth).unwrap();
+    std::fs::write(
+        root.join("warden.toml"),
+        format!("max_line_bytes = {MAX_LINE}\n"),
+    )
+    .unwrap();
 }
 
 fn auth_json() -> Value {
@@ -480,6 +536,14 @@ fn run_everything() -> Leaks {
         serde_json::from_str(&run.warden(&home, &["scan", "--format", "json"])).unwrap();
     let findings = scan["events"].as_array().unwrap().len();
     assert!(findings >= 9 * lines, "{findings} events");
+    let cut_lines = scan["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["session"].as_str().unwrap_or("").starts_with("long"))
+        .count();
+    let expected: usize = TOKENS.iter().map(|token| token.len() + 1).sum();
+    assert_eq!(cut_lines, expected, "every line cut in a token was read");
     assert!(
         scan["actions"].as_array().unwrap().len() > 2,
         "alice and the labelled entries are to be marked"

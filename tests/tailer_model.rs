@@ -412,12 +412,17 @@ fn a_partial_line_waits_for_its_newline() {
 fn a_long_line_is_cut_and_flagged() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("errors.log");
-    std::fs::write(&path, format!("{}\nshort\n", "x".repeat(5000))).unwrap();
+    // Words, then a token-like run that the limit (1024) cuts through.
+    let words = "y ".repeat(500);
+    let long = format!("{words} sk-proj-{}", "a1".repeat(2000));
+    std::fs::write(&path, format!("{long}\nshort\n")).unwrap();
     let mut tailer = Tailer::new(&path, &[], 1024, Duration::from_secs(60));
     let lines = tailer.poll(Instant::now()).unwrap().lines;
     assert_eq!(lines.len(), 2);
-    assert_eq!(lines[0].bytes.len(), 1024);
+    // Cut before the run the limit went through: no piece of a token is delivered.
+    assert_eq!(lines[0].bytes, format!("{words} ").as_bytes());
     assert!(lines[0].cut);
+    assert_eq!(lines[0].end, long.len() as u64 + 1);
     assert!(!lines[1].cut);
 }
 

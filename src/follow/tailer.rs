@@ -20,7 +20,8 @@
 //!   the tailer last looked at it (opened it, found it truncated, or read it) and was filled,
 //!   copied, truncated and written again before the next poll has its copy delivered after
 //!   the newer lines (in full, but out of order);
-//! - holds a partial last line until its newline arrives, and cuts a line longer than the limit;
+//! - holds a partial last line until its newline arrives, and cuts a line longer than the limit
+//!   (before the run of token characters the cut went through, as `secrets::cut_line` does);
 //! - resumes from checkpoints: a file found again (live or as a backup) continues at its
 //!   position, files newer than it are read from their start, older ones are skipped;
 //! - never opens for reading what is not a regular file after following symlinks (a FIFO, a
@@ -70,6 +71,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+
+use crate::shared::secrets::trim_cut;
 
 /// How much of the first line identifies a file.
 const HEAD_BYTES: usize = 4096;
@@ -281,8 +284,12 @@ impl Reader {
             let mut start = 0;
             for newline in memchr::memchr_iter(b'\n', chunk) {
                 self.take(&chunk[start..newline], max_line);
-                let bytes = std::mem::take(&mut self.partial);
+                let mut bytes = std::mem::take(&mut self.partial);
                 let cut = std::mem::take(&mut self.partial_cut);
+                if cut {
+                    // No piece of a token is delivered (see `secrets::cut_line`).
+                    bytes.truncate(trim_cut(&bytes).len());
+                }
                 let end = self.read + newline as u64 + 1;
                 if self.delivered == 0 {
                     self.identity.head = Some(head_hash(&std::mem::take(&mut self.first_line)));

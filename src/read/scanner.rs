@@ -4,8 +4,9 @@
 //! number and the header of the record it belongs to. It never looks at most lines: the rules'
 //! literal prefilter runs over the whole buffer, line numbers are counted between hits, and only
 //! a candidate line is split into header and message and handed to the rules. Memory is bounded:
-//! a line longer than `max_line` bytes is cut to that length (and counted), and only the partial
-//! last line of a chunk is carried over. Invalid UTF-8 is decoded lossily. No I/O here.
+//! a line longer than `max_line` bytes is cut to that length, and before the run of token
+//! characters the cut went through ([`cut_line`]), and counted; only the partial last line of a
+//! chunk is carried over. Invalid UTF-8 is decoded lossily. No I/O here.
 
 use std::borrow::Cow;
 use std::rc::Rc;
@@ -15,6 +16,7 @@ use aho_corasick::Input;
 use crate::hermes::home::LogFile;
 use crate::read::record::{Header, parse_header};
 use crate::rules::{LinePart, RuleMatch, RuleSet};
+use crate::shared::secrets::{cut_line, trim_cut};
 
 /// Default limit on the length of one line.
 pub const DEFAULT_MAX_LINE: usize = 1 << 20;
@@ -177,6 +179,7 @@ impl<'r> LogScanner<'r> {
         let mut line = std::mem::take(&mut self.carry);
         if std::mem::take(&mut self.carry_cut) {
             self.stats.cut_lines += 1;
+            line.truncate(trim_cut(&line).len());
         }
         line.push(b'\n');
         self.scan_block(&line, hits);
@@ -226,9 +229,11 @@ impl<'r> LogScanner<'r> {
         self.end_block(lines.iter().rev().copied());
     }
 
-    /// Remembers the header of the last record of a scanned block, given its lines last first.
+    /// Remembers the header of the last record of a scanned block, given its lines last first
+    /// (each read cut to `max_line`, as a candidate line reads the lines above it, so where a
+    /// chunk ends changes nothing).
     fn end_block<'b>(&mut self, lines_last_first: impl Iterator<Item = &'b [u8]>) {
-        if let Some(header) = header_before(lines_last_first, None) {
+        if let Some(header) = header_before(lines_last_first, self.max_line) {
             self.last_header = header;
         }
     }
@@ -243,7 +248,7 @@ impl<'r> LogScanner<'r> {
         hits: &mut Vec<Hit<'r>>,
     ) {
         self.stats.candidate_lines += 1;
-        let mut line = &line[..line.len().min(self.max_line)];
+        let mut line = cut_line(line, self.max_line);
         if let Some(stripped) = line.strip_suffix(b"\r") {
             line = stripped;
         }
@@ -255,8 +260,7 @@ impl<'r> LogScanner<'r> {
         // A traceback line belongs to the record above it.
         let record_header = match own_header {
             Some(_) => None,
-            None => header_before(above, Some(self.max_line))
-                .unwrap_or_else(|| self.last_header.clone()),
+            None => header_before(above, self.max_line).unwrap_or_else(|| self.last_header.clone()),
         };
         let level = own_header
             .as_ref()
@@ -320,12 +324,11 @@ fn lines_back(block: &[u8], mut end: usize) -> impl Iterator<Item = &[u8]> {
 /// after `MAX_RECORD_LINES` lines, `None` ran out of lines.
 fn header_before<'b>(
     mut above: impl Iterator<Item = &'b [u8]>,
-    max_line: Option<usize>,
+    max_line: usize,
 ) -> Option<Option<RecordHeader>> {
     for _ in 0..MAX_RECORD_LINES {
         let line = above.next()?;
-        let line = &line[..line.len().min(max_line.unwrap_or(usize::MAX))];
-        if let Some(header) = parse_header(line) {
+        if let Some(header) = parse_header(cut_line(line, max_line)) {
             return Some(Some(RecordHeader::from(&header)));
         }
     }

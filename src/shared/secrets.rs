@@ -13,7 +13,9 @@
 //! refresh tokens) and no segment of 12 or more letters and digits mixing upper case, lower
 //! case and digits; such a run is judged whole, as any other.
 //!
-//! Scrub before you cut: a token cut in half may be too short to be recognised.
+//! Scrub before you cut: a token cut in half may be too short to be recognised. Where the whole
+//! cannot be held (a log line longer than the line limit), [`cut_line`] cuts before the run of
+//! token characters the cut goes through, so no piece of a token is kept.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
@@ -31,9 +33,37 @@ const MIN_RANDOM_SEGMENT_LEN: usize = 12;
 /// How a run that is a path begins.
 const PATH_STARTS: [&str; 4] = ["/", "./", "../", "~/"];
 
+/// The characters a token is made of, besides ASCII letters and digits.
+const TOKEN_PUNCTUATION: &str = "_-+/=.~";
+
 static TOKEN_RUN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(r"[A-Za-z0-9_\-+/=.~]{{{MIN_SECRET_LEN},}}")).expect("valid regex")
+    let punctuation = regex::escape(TOKEN_PUNCTUATION);
+    Regex::new(&format!(r"[A-Za-z0-9{punctuation}]{{{MIN_SECRET_LEN},}}")).expect("valid regex")
 });
+
+fn is_token_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || TOKEN_PUNCTUATION.as_bytes().contains(&byte)
+}
+
+/// `line` cut to at most `max` bytes when it is longer, and then also before the run of token
+/// characters at the cut: that run may be the first part of a token, too short to be
+/// recognised once cut. A line within the limit is kept whole.
+pub fn cut_line(line: &[u8], max: usize) -> &[u8] {
+    match line.len() > max {
+        true => trim_cut(&line[..max]),
+        false => line,
+    }
+}
+
+/// A line already cut to the limit, without the run of token characters at its end (see
+/// [`cut_line`]).
+pub fn trim_cut(cut: &[u8]) -> &[u8] {
+    let keep = cut
+        .iter()
+        .rposition(|&byte| !is_token_byte(byte))
+        .map_or(0, |at| at + 1);
+    &cut[..keep]
+}
 
 /// A Hermes session id (`%Y%m%d_%H%M%S_` and a few hex digits): a time, not a secret.
 static SESSION_ID: LazyLock<Regex> =
@@ -132,6 +162,29 @@ mod tests {
     const GOOGLE: &str = "1//0gFAKEfake0123456789abcdef-FAKEfake0123456789_fake";
     /// Standard base64 that happens to begin with `/` and hold no `+` or `=`.
     const SLASHED: &str = "/9jFAKEfake0123/4AAQSkZJRgABAQ/fake0123456789";
+
+    #[test]
+    fn a_cut_keeps_no_piece_of_the_token_it_goes_through() {
+        for token in [JWT, OPENAI, ANTHROPIC, GITHUB, BASE64, GOOGLE, SLASHED] {
+            for filler in [" ", "x", ".", "/", "=", "é"] {
+                let line = format!("message: {}{token} end", filler.repeat(3));
+                let start = line.find(token).unwrap();
+                for max in start..=start + token.len() {
+                    let cut = std::str::from_utf8(cut_line(line.as_bytes(), max)).unwrap();
+                    assert!(cut.len() <= max);
+                    for window in token.as_bytes().windows(6) {
+                        let window = std::str::from_utf8(window).unwrap();
+                        assert!(!cut.contains(window), "{cut:?} holds {window:?}");
+                    }
+                    if max > start && filler == " " {
+                        assert_eq!(cut, &line[..start], "cut at the run's start");
+                    }
+                }
+            }
+        }
+        let short = b"a line within the limit ends in a token-like run abc123";
+        assert_eq!(cut_line(short, short.len()), short);
+    }
 
     fn assert_scrubbed(text: &str, secret: &str) {
         let scrubbed = scrub(text);
