@@ -576,6 +576,28 @@ fn an_audit_log_that_is_a_fifo_or_a_directory_is_refused_naming_it() {
 }
 
 #[test]
+fn an_audit_line_of_150_mib_is_skipped_unheld_and_kept() {
+    let (_dir, root) = home();
+    std::fs::create_dir_all(root.join("warden")).unwrap();
+    let audit = root.join("warden/audit.jsonl");
+    // A line far longer than any record, then nothing else; the ledger cannot be parsed, so it
+    // is rebuilt from this journal, which replays all of it.
+    let mut long = vec![b'x'; 150 << 20];
+    long.push(b'\n');
+    std::fs::write(&audit, &long).unwrap();
+    std::fs::write(root.join("warden/ledger.json"), "not a ledger").unwrap();
+    let outcome = run(warden(&root).args(["scan", "--apply", "--format", "json"]));
+    assert_eq!(outcome.code, Some(0), "stderr:\n{}", outcome.stderr);
+    assert!(
+        !outcome.json()["actions"].as_array().unwrap().is_empty(),
+        "the fixture's revoked credential is marked"
+    );
+    let after = std::fs::read(&audit).unwrap();
+    assert!(after.starts_with(&long), "the long line is kept as it was");
+    assert!(after.len() > long.len(), "the new records follow it");
+}
+
+#[test]
 fn a_ledger_that_is_a_fifo_is_unreadable_rebuilt_and_moved_aside_by_apply() {
     let (_dir, root) = home();
     let warden_dir = root.join("warden");

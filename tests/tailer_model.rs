@@ -566,3 +566,32 @@ fn an_empty_backup_seen_at_a_stopped_poll_does_not_claim_its_reused_inode() {
     ];
     run(&ops, 1, vec![false]).unwrap();
 }
+
+#[test]
+fn lines_read_before_an_error_are_delivered_and_the_error_comes_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("errors.log");
+    std::fs::write(&path, "one\n").unwrap();
+    let mut tailer = Tailer::new(&path, &[], 1 << 20, Duration::from_secs(60));
+    let now = Instant::now();
+    assert_eq!(tailer.poll(now).unwrap().lines.len(), 1);
+    // Rotated: the renamed file is drained first, then looking at the path fails (a symlink
+    // loop, ELOOP), after "two" was read.
+    let renamed = dir.path().join("errors.log.1");
+    std::fs::rename(&path, &renamed).unwrap();
+    std::fs::write(&renamed, "one\ntwo\n").unwrap();
+    std::os::unix::fs::symlink(&path, &path).unwrap();
+    let poll = tailer.poll(now).unwrap();
+    let lines: Vec<&[u8]> = poll.lines.iter().map(|line| &line.bytes[..]).collect();
+    assert_eq!(lines, [b"two"]);
+    assert!(poll.more, "poll again: the error is waiting");
+    let error = tailer.poll(now).unwrap_err();
+    assert_eq!(error.raw_os_error(), Some(libc::ELOOP), "{error}");
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, "three\n").unwrap();
+    let lines: Vec<Vec<u8>> = (0..3)
+        .flat_map(|_| tailer.poll(now).unwrap().lines)
+        .map(|line| line.bytes)
+        .collect();
+    assert_eq!(lines, [b"three".to_vec()], "goes on after the error");
+}

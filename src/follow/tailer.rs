@@ -374,6 +374,9 @@ pub struct Tailer {
     not_regular: Vec<NotRegular>,
     /// Those found by the poll under way.
     not_regular_now: Vec<NotRegular>,
+    /// An error met after a poll had read lines: those lines were delivered, the error is
+    /// the next poll's answer.
+    deferred: Option<io::Error>,
 }
 
 impl Tailer {
@@ -397,6 +400,7 @@ impl Tailer {
             seen_backups: Vec::new(),
             not_regular: Vec::new(),
             not_regular_now: Vec::new(),
+            deferred: None,
         }
     }
 
@@ -475,7 +479,13 @@ impl Tailer {
     /// Reads whatever is new, up to the budget (see the module documentation: `Poll::more`
     /// says it stopped early, and the next poll goes on exactly there). `now` only decides
     /// when a drained file may be let go.
+    /// An error is returned only once the lines read before it were delivered: a poll that
+    /// read lines and then failed delivers them (with `more`), and the next poll returns the
+    /// error; the one after goes on.
     pub fn poll(&mut self, now: Instant) -> io::Result<Poll> {
+        if let Some(error) = self.deferred.take() {
+            return Err(error);
+        }
         let mut poll = Poll::default();
         let mut budget = Budget {
             left: self.budget.max(1),
@@ -492,7 +502,15 @@ impl Tailer {
                 }
             }
         }
-        poll.more = result? == Read::OutOfBudget;
+        poll.more = match result {
+            Ok(read) => read == Read::OutOfBudget,
+            Err(error) if poll.lines.is_empty() => return Err(error),
+            // Their positions have moved on: dropping them would lose them.
+            Err(error) => {
+                self.deferred = Some(error);
+                true
+            }
+        };
         Ok(poll)
     }
 

@@ -129,7 +129,8 @@ pub fn targets(
 }
 
 /// `<logs>/<base>.N ... <base>.1, <base>`: the backups oldest first, then the live file; only
-/// the files that exist.
+/// the files that exist, whatever they are (the reader refuses, and says so, what is not a
+/// regular file).
 pub fn log_files_oldest_first(logs: &Path, base: &str) -> Vec<PathBuf> {
     let mut backups: Vec<(u32, PathBuf)> = std::fs::read_dir(logs)
         .into_iter()
@@ -144,7 +145,7 @@ pub fn log_files_oldest_first(logs: &Path, base: &str) -> Vec<PathBuf> {
     backups.sort_by_key(|(number, _)| std::cmp::Reverse(*number));
     let mut files: Vec<PathBuf> = backups.into_iter().map(|(_, path)| path).collect();
     let live = logs.join(base);
-    if live.is_file() {
+    if live.exists() {
         files.push(live);
     }
     files

@@ -10,8 +10,7 @@
 
 use std::collections::HashMap;
 use std::fs::OpenOptions;
-use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{self, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
@@ -449,12 +448,8 @@ impl AuditLog {
         let in_path = |error: io::Error| {
             io::Error::new(error.kind(), format!("{}: {error}", self.path.display()))
         };
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&self.path)
-            .map_err(in_path)?;
+        // Never blocks on a FIFO swapped in for it.
+        let mut file = files::open_append(&self.path).map_err(in_path)?;
         file.write_all(text.as_bytes()).map_err(in_path)?;
         file.sync_data().map_err(in_path)?;
         for record in records {
@@ -480,13 +475,18 @@ fn replay_from(path: &Path, start: u64, mut each: impl FnMut(AuditRecord)) -> io
         None => return Ok(()),
     };
     file.seek(SeekFrom::Start(start))?;
-    let mut lines = BufReader::new(file).split(b'\n');
-    if start > 0 {
-        lines.next(); // a partial first line
-    }
-    for line in lines {
-        if let Some(record) = std::str::from_utf8(&line?)
-            .ok()
+    let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    let mut first = true;
+    // A line longer than any record is none: skipped, never held whole.
+    while let Some(whole) = files::read_line_limited(&mut reader, &mut line, MAX_RECORD_BYTES)? {
+        // Reading from the middle, the first line is the end of one.
+        if std::mem::take(&mut first) && start > 0 {
+            continue;
+        }
+        if let Some(record) = whole
+            .then(|| std::str::from_utf8(&line).ok())
+            .flatten()
             .and_then(AuditRecord::parse)
         {
             each(record);
@@ -494,6 +494,9 @@ fn replay_from(path: &Path, start: u64, mut each: impl FnMut(AuditRecord)) -> io
     }
     Ok(())
 }
+
+/// Far longer than any record the warden writes (a few hundred bytes).
+const MAX_RECORD_BYTES: usize = 1 << 20;
 
 /// Cuts the log back to its last complete line, when a crash tore the last one.
 fn cut_torn_line(path: &Path) -> io::Result<Option<WardenEvent>> {

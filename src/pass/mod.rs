@@ -204,14 +204,7 @@ fn read_home_logs(
     files: &mut Vec<FileStats>,
 ) -> anyhow::Result<()> {
     for log in LogFile::ALL {
-        let mut paths = log_files_oldest_first(&target.logs(), log.name());
-        // The listing leaves out a live log that is not a regular file; scan_file says so (and
-        // skips it) rather than leaving it out silently.
-        let live = target.logs().join(log.name());
-        if !paths.contains(&live) && std::fs::metadata(&live).is_ok() {
-            paths.push(live);
-        }
-        for path in paths {
+        for path in log_files_oldest_first(&target.logs(), log.name()) {
             let display = display_path(&settings.root, &path);
             let profile = target.profile.as_deref();
             let Some(stats) = scan_file(settings, profile, &path, &display, log, events)? else {

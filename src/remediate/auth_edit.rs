@@ -83,7 +83,7 @@ pub fn edit<T>(
         move |source| WriteError::Io { path, source }
     };
     let lock_path = auth_json.with_file_name("auth.lock");
-    let lock = files::open_lock_file(&lock_path).map_err(io_error(&lock_path))?;
+    let lock = files::open_append(&lock_path).map_err(io_error(&lock_path))?;
     let started = Instant::now();
     loop {
         match lock.try_lock() {

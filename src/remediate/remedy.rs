@@ -101,7 +101,7 @@ impl Remedy {
         change: impl FnOnce(&mut Ledger) -> T,
     ) -> anyhow::Result<T> {
         let lock_path = self.ledger_path.with_file_name("ledger.lock");
-        let lock = crate::shared::files::open_lock_file(&lock_path)
+        let lock = crate::shared::files::open_append(&lock_path)
             .with_context(|| format!("{}: cannot open", lock_path.display()))?;
         lock.lock()
             .with_context(|| format!("{}: cannot lock", lock_path.display()))?;

@@ -260,12 +260,43 @@ pub fn write_atomically(path: &Path, bytes: &[u8], owner: Option<(u32, u32)>) ->
     File::open(dir)?.sync_all()
 }
 
-/// Opens (creating it with mode 0600 if needed) a file that is only ever `flock`ed, never
-/// written or deleted: its inode must stay the same for every process that locks it. Anything
-/// but a regular file in its place (a FIFO, whose open would wait for a reader; a device; a
-/// directory) is an error, found without blocking. Errors, like `OpenOptions::open`'s, do not
-/// name the path: the callers do.
-pub fn open_lock_file(path: &Path) -> io::Result<File> {
+/// Reads the next line of `reader` into `line` (without its `\n`), keeping at most `max`
+/// bytes of it: `Some(true)` a whole line, `Some(false)` a longer one (its first `max` bytes
+/// kept, the rest read past), `None` at the end. Memory stays bounded whatever the file holds.
+pub fn read_line_limited(
+    reader: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Option<bool>> {
+    line.clear();
+    let mut whole = true;
+    let mut any = false;
+    loop {
+        let buffer = reader.fill_buf()?;
+        if buffer.is_empty() {
+            return Ok(any.then_some(whole));
+        }
+        any = true;
+        let (taken, done) = match memchr::memchr(b'\n', buffer) {
+            Some(newline) => (newline, true),
+            None => (buffer.len(), false),
+        };
+        let room = max - line.len().min(max);
+        whole &= taken <= room;
+        line.extend_from_slice(&buffer[..taken.min(room)]);
+        reader.consume(taken + usize::from(done));
+        if done {
+            return Ok(Some(whole));
+        }
+    }
+}
+
+/// Opens for appending (creating it with mode 0600 if needed) a file that is only ever
+/// appended to or `flock`ed, never replaced: a lock file, whose inode must stay the same for
+/// every process that locks it, or the audit log. Anything but a regular file in its place (a
+/// FIFO, whose open would wait for a reader; a device; a directory) is an error, found without
+/// blocking. Errors, like `OpenOptions::open`'s, do not name the path: the callers do.
+pub fn open_append(path: &Path) -> io::Result<File> {
     match fs::metadata(path) {
         Ok(metadata) => check_regular(path, &metadata).map_err(without_path)?,
         Err(error) if error.kind() == io::ErrorKind::NotFound => {}
@@ -306,6 +337,28 @@ pub fn move_aside(path: &Path) -> io::Result<std::path::PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_are_read_whole_or_cut_to_the_limit() {
+        let text = b"short\nexactly8\nmuch longer than eight\n\nlast, unterminated";
+        // A small buffer, so that lines cross its refills.
+        let mut reader = io::BufReader::with_capacity(3, &text[..]);
+        let mut line = Vec::new();
+        let mut lines = Vec::new();
+        while let Some(whole) = read_line_limited(&mut reader, &mut line, 8).unwrap() {
+            lines.push((String::from_utf8(line.clone()).unwrap(), whole));
+        }
+        let expected = [
+            ("short", true),
+            ("exactly8", true),
+            ("much lon", false),
+            ("", true),
+            ("last, un", false),
+        ];
+        let expected: Vec<(String, bool)> =
+            expected.iter().map(|(l, w)| (l.to_string(), *w)).collect();
+        assert_eq!(lines, expected);
+    }
 
     fn mkfifo(path: &Path) {
         use std::os::unix::ffi::OsStrExt;
@@ -351,10 +404,10 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
-        let error = open_lock_file(&fifo).unwrap_err();
+        let error = open_append(&fifo).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
         assert_eq!(error.to_string(), "not a regular file (a FIFO)");
-        open_lock_file(&dir.path().join("new.lock")).unwrap();
+        open_append(&dir.path().join("new.lock")).unwrap();
     }
 
     #[test]
