@@ -42,7 +42,7 @@ const RECENT_SECONDS: f64 = 600.0;
 /// At most this many of them (a flood of failures within the window keeps memory bounded;
 /// pairing needs only the last few seconds of a session).
 const RECENT_MAX: usize = 20_000;
-/// At most this many records remembered to drop their second copy (24 bytes each).
+/// At most this many record ids remembered to drop their second copy (24 bytes each).
 const COPIES_MAX: usize = 200_000;
 /// Where each log is in [`WatchedHome::logs`].
 const AGENT: usize = 0;
@@ -73,8 +73,9 @@ pub struct WatchedHome {
     failures: u32,
     retry_at: Option<Instant>,
     recent: Vec<Event>,
-    /// Records seen lately: record id to (log, event time), to drop the second copy.
-    copies: HashMap<u64, (LogFile, f64)>,
+    /// Records seen lately in one log and not yet in the other, by record id, to drop their
+    /// second copies.
+    copies: HashMap<u64, Unmatched>,
     /// errors.log events read ahead of agent.log, oldest first, waiting for it.
     ahead: Vec<(Event, Source)>,
     /// The last step's reads stopped at the budget: step again at once.
@@ -119,10 +120,12 @@ impl WatchedHome {
             .recent_records()
             .iter()
             .filter_map(|(id, file, time)| {
-                let log = logs.iter().find(|log| log.key == *file)?;
-                Some((copy_key(id), (log.log, *time)))
+                Some((id, logs.iter().find(|log| log.key == *file)?, time))
             })
-            .collect();
+            .fold(HashMap::new(), |mut copies, (id, log, time)| {
+                Unmatched::seen(&mut copies, copy_key(id), log.log, *time);
+                copies
+            });
         WatchedHome {
             target,
             logs,
@@ -433,16 +436,16 @@ impl WatchedHome {
             })
             .fold(newest, f64::min);
         self.copies
-            .retain(|_, (_, at)| *at >= horizon - RECENT_SECONDS);
+            .retain(|_, copy| copy.at >= horizon - RECENT_SECONDS);
         let excess = (self.recent.len() + new_events.len()).saturating_sub(RECENT_MAX);
         self.recent.drain(..excess.min(self.recent.len()));
         if self.copies.len() > COPIES_MAX {
             // Oldest first: the copy of a record comes within milliseconds of it.
-            let mut times: Vec<f64> = self.copies.values().map(|(_, at)| *at).collect();
+            let mut times: Vec<f64> = self.copies.values().map(|copy| copy.at).collect();
             let cut = times.len() - COPIES_MAX / 2;
             let (_, oldest_kept, _) = times.select_nth_unstable_by(cut, f64::total_cmp);
             let oldest_kept = *oldest_kept;
-            self.copies.retain(|_, (_, at)| *at >= oldest_kept);
+            self.copies.retain(|_, copy| copy.at >= oldest_kept);
         }
         if self.copies.capacity() > 4 * self.copies.len().max(1024) {
             // After a flood, give the memory back.
@@ -579,19 +582,43 @@ fn scan_lines(
     }
 }
 
-/// Whether `event` is the second copy of a record (errors.log and agent.log both hold it).
-fn is_copy(copies: &mut HashMap<u64, (LogFile, f64)>, event: &Event) -> bool {
-    let key = copy_key(&event.record_id());
-    match copies.get(&key) {
-        Some((log, _)) if *log != event.log => {
-            copies.remove(&key);
-            true
-        }
-        _ => {
-            copies.insert(key, (event.log, event.epoch_seconds().unwrap_or(0.0)));
-            false
+/// The records of one id read from one log and not yet from the other.
+struct Unmatched {
+    log: LogFile,
+    /// The event time of the latest.
+    at: f64,
+    /// How many (identical lines are so many records, each with its copy).
+    count: u32,
+}
+
+impl Unmatched {
+    /// Notes a record of `log`; returns whether it is the copy of one read from the other log.
+    fn seen(copies: &mut HashMap<u64, Unmatched>, key: u64, log: LogFile, at: f64) -> bool {
+        match copies.get_mut(&key) {
+            Some(unmatched) if unmatched.log != log => {
+                unmatched.count -= 1;
+                if unmatched.count == 0 {
+                    copies.remove(&key);
+                }
+                true
+            }
+            Some(unmatched) => {
+                unmatched.count = unmatched.count.saturating_add(1);
+                unmatched.at = unmatched.at.max(at);
+                false
+            }
+            None => {
+                copies.insert(key, Unmatched { log, at, count: 1 });
+                false
+            }
         }
     }
+}
+
+/// Whether `event` is the second copy of a record (errors.log and agent.log both hold it).
+fn is_copy(copies: &mut HashMap<u64, Unmatched>, event: &Event) -> bool {
+    let at = event.epoch_seconds().unwrap_or(0.0);
+    Unmatched::seen(copies, copy_key(&event.record_id()), event.log, at)
 }
 
 /// A record id (16 hex digits) as the number it spells, to keep the remembered ones small.
