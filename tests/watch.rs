@@ -358,6 +358,29 @@ fn a_copy_arriving_after_a_restart_is_still_known_as_a_copy() {
     assert_eq!(audit(dir.path()).len(), 2);
 }
 
+#[test]
+fn identical_lines_in_both_logs_are_one_finding_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    // The same record text three times (a loop logging within one millisecond), written to
+    // both logs as Hermes does: three findings, not one and not five.
+    let line = failure_line(7);
+    for log in ["agent.log", "errors.log"] {
+        append(&logs.join(log), &line.repeat(3));
+    }
+    append(&logs.join("agent.log"), &failure_line(8));
+    let mut daemon = Daemon::start(dir.path(), &[]);
+    daemon.wait_for_audit(4);
+    daemon.wait_for_step();
+    assert_eq!(daemon.stop().0, Some(0));
+    let records = audit(dir.path());
+    let sessions: Vec<&str> = records
+        .iter()
+        .map(|record| record["session"].as_str().unwrap())
+        .collect();
+    assert_eq!(sessions, ["s7", "s7", "s7", "s8"], "{records:#?}");
+}
+
 /// Several real Hermes 0.19 processes log through Hermes's own handlers and rotate the same
 /// files while the daemon follows them. Returns the writers' manifest, the records still on
 /// disk at the end (writer, record), and the audit log.
