@@ -2,14 +2,20 @@
 //!
 //! Three ways, strongest first:
 //! - named: the line names a label or id that matches exactly one pool entry, or, for a line
-//!   that names none (a compaction failure, a non-retryable error), a line of the same session
-//!   within `pair_seconds` names the failing entry (`marking LABEL exhausted/DEAD`): Hermes logs
-//!   that pair within milliseconds, and on Hermes <= 0.15 it is the main evidence;
+//!   that names none (a compaction failure, a non-retryable error), the nearest line before it
+//!   in its session, within `pair_seconds`, that names a failing entry (`marking LABEL
+//!   exhausted/DEAD`): Hermes marks the entry whose request failed, rotates, and logs the
+//!   payload of the last request after the last marking, so when several dead entries fail in
+//!   a row (chained rotation) the payload belongs to the last one marked. On Hermes <= 0.15
+//!   that pair is the main evidence. The marking line's own status and reason, and the error
+//!   the entry recorded in auth.json at that moment, must not contradict the line: when they
+//!   do, nothing is guessed. Lines that name the entry Hermes rotated TO are context, never
+//!   evidence;
 //! - correlated: exactly one entry of the provider has a recorded error that agrees with the
 //!   line's status and reason, recorded within `correlation_seconds` of the line;
 //! - unattributed: nothing agrees, or more than one credential could be meant. Never acted on.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use crate::pool::snapshot::{AuthSnapshot, PoolEntry};
 use crate::read::event::Event;
@@ -150,8 +156,9 @@ impl<'e> NamingLines<'e> {
         NamingLines { by_session }
     }
 
-    /// The naming lines of `event`'s session within `window` seconds of it.
-    fn near(&self, event: &'e Event, at: f64, window: f64) -> &[(f64, &'e Event)] {
+    /// The naming lines of `event`'s session at most `window` seconds before it (or at the
+    /// same millisecond), oldest first.
+    fn before(&self, event: &'e Event, at: f64, window: f64) -> &[(f64, &'e Event)] {
         let Some(lines) = self
             .by_session
             .get(&(event.profile.as_deref(), event.session.as_deref()))
@@ -159,7 +166,7 @@ impl<'e> NamingLines<'e> {
             return &[];
         };
         let start = lines.partition_point(|(t, _)| *t < at - window);
-        let end = lines.partition_point(|(t, _)| *t <= at + window);
+        let end = lines.partition_point(|(t, _)| *t <= at);
         &lines[start..end]
     }
 }
@@ -183,6 +190,8 @@ fn resolve(
     }
 }
 
+/// Pairs a line that names no credential with the nearest marking line before it in its
+/// session (of its provider, when both say); `None` when there is none.
 fn pair<'e>(
     event: &'e Event,
     namers: &NamingLines<'e>,
@@ -190,29 +199,78 @@ fn pair<'e>(
     windows: Windows,
 ) -> Option<Attribution> {
     let at = event.epoch_seconds()?;
-    let mut named: BTreeSet<CredentialRef> = BTreeSet::new();
-    let mut via = None;
-    for (_, other) in namers.near(event, at, windows.pair_seconds) {
-        if other.status.is_some() && event.status.is_some() && other.status != event.status {
-            continue;
+    let (_, marking) = namers
+        .before(event, at, windows.pair_seconds)
+        .iter()
+        .rev()
+        .find(|(_, other)| {
+            event.provider.is_none() || other.provider.is_none() || other.provider == event.provider
+        })?;
+    let provider = event.provider.as_deref().or(marking.provider.as_deref());
+    let name = marking.own_name().expect("indexed lines name a credential");
+    let via = format!("{}:{}", marking.file, marking.line);
+    let found = resolve(snapshot, provider, name).and_then(|credential| {
+        let entry = entries(snapshot, Some(&credential.provider))
+            .find(|(_, entry)| entry.id == credential.id)
+            .map(|(_, entry)| entry);
+        match contradiction(event, at, marking, entry, windows) {
+            Some(why) => Err(why),
+            None => Ok(credential),
         }
-        let provider = event.provider.as_deref().or(other.provider.as_deref());
-        let name = other.own_name().expect("indexed lines name a credential");
-        if let Ok(credential) = resolve(snapshot, provider, name) {
-            via.get_or_insert_with(|| format!("{}:{}", other.file, other.line));
-            named.insert(credential);
-        }
+    });
+    Some(match found {
+        Ok(credential) => Attribution::Named {
+            credential,
+            via: Some(via),
+        },
+        Err(why) => Attribution::unattributed(format!(
+            "the nearest marking line before it ({via}) names {name:?}, but {why}"
+        )),
+    })
+}
+
+/// What contradicts pinning `event` (at `at`) on the entry its nearest marking line names:
+/// the marking line's own status or reason, or the error the entry recorded in auth.json
+/// within the correlation window.
+fn contradiction(
+    event: &Event,
+    at: f64,
+    marking: &Event,
+    entry: Option<&PoolEntry>,
+    windows: Windows,
+) -> Option<String> {
+    if let (Some(marked), Some(status)) = (marking.status, event.status)
+        && marked != status
+    {
+        return Some(format!("it says status {marked} and the line {status}"));
     }
-    let mut named = named.into_iter();
-    match (named.next(), named.len()) {
-        (None, _) => None,
-        (Some(credential), 0) => Some(Attribution::Named { credential, via }),
-        (Some(_), others) => Some(Attribution::unattributed(format!(
-            "{} credentials were named in the same session within {} s",
-            others + 1,
-            windows.pair_seconds
-        ))),
+    if let (Some(marked), Some(reason)) = (&marking.reason, &event.reason)
+        && !same_reason(marked, reason)
+    {
+        return Some(format!("it says {marked:?} and the line {reason:?}"));
     }
+    let entry = entry.filter(|e| {
+        e.last_status_at
+            .is_some_and(|t| (t - at).abs() <= windows.correlation_seconds)
+    })?;
+    if let (Some(recorded), Some(status)) = (entry.last_error_code, event.status)
+        && recorded != i64::from(status)
+    {
+        return Some(format!(
+            "auth.json recorded status {recorded} for it then, the line says {status}"
+        ));
+    }
+    let recorded = recorded_reasons(entry);
+    if let Some(reason) = &event.reason
+        && !recorded.is_empty()
+        && !recorded.iter().any(|r| same_reason(r, reason))
+    {
+        return Some(format!(
+            "auth.json recorded {:?} for it then, the line says {reason:?}",
+            recorded[0]
+        ));
+    }
+    None
 }
 
 fn correlate(event: &Event, snapshot: &AuthSnapshot, windows: Windows) -> Attribution {
@@ -247,17 +305,31 @@ fn correlate(event: &Event, snapshot: &AuthSnapshot, windows: Windows) -> Attrib
     }
 }
 
-/// Hermes records the reason in `last_error_reason`, or (on the compaction path) only in the
-/// raw `last_error_message` text.
+/// Whether the entry recorded `reason`.
 fn recorded_reason_agrees(entry: &PoolEntry, reason: &str) -> bool {
-    let same = |recorded: &str| recorded.trim().eq_ignore_ascii_case(reason.trim());
-    entry.last_error_reason.as_deref().is_some_and(same)
-        || entry
-            .last_error_message
-            .as_deref()
-            .and_then(payload::find)
-            .and_then(|payload| payload.reason)
-            .is_some_and(|recorded| same(&recorded))
+    recorded_reasons(entry)
+        .iter()
+        .any(|recorded| same_reason(recorded, reason))
+}
+
+/// The reasons an entry recorded: Hermes writes `last_error_reason`, or (on the compaction
+/// path) only the raw `last_error_message` text.
+fn recorded_reasons(entry: &PoolEntry) -> Vec<String> {
+    let in_message = entry
+        .last_error_message
+        .as_deref()
+        .and_then(payload::find)
+        .and_then(|payload| payload.reason);
+    entry
+        .last_error_reason
+        .iter()
+        .cloned()
+        .chain(in_message)
+        .collect()
+}
+
+fn same_reason(a: &str, b: &str) -> bool {
+    a.trim().eq_ignore_ascii_case(b.trim())
 }
 
 fn entries<'a>(
@@ -388,18 +460,78 @@ mod tests {
     }
 
     #[test]
-    fn two_credentials_named_in_the_window_is_unattributed() {
-        let pool = snapshot(vec![entry("a1", "alice"), entry("b2", "bob")]);
+    fn chained_rotation_pins_the_payload_on_the_last_entry_marked() {
+        let pool = snapshot(vec![
+            entry("a1", "alice"),
+            entry("b2", "bob"),
+            entry("c3", "carol"),
+        ]);
         let events = [
             marking("alice", T, "s1"),
             marking("bob", T + 0.5, "s1"),
-            event(FindingKind::TerminalAuthFailure, T + 1.0, "s1"),
+            event(FindingKind::TerminalAuthFailure, T + 0.51, "s1"),
         ];
         let result = run(&events, &pool);
-        assert_eq!(result[2].kind(), AttributionKind::Unattributed);
-        assert!(
-            matches!(&result[2], Attribution::Unattributed { why } if why.contains("2 credentials"))
+        assert_eq!(result[2].credential().unwrap().id, "b2", "{:?}", result[2]);
+        // A marking after the payload, or of another session, is not its pair.
+        let events = [
+            marking("alice", T, "s1"),
+            marking("carol", T + 0.505, "s2"),
+            event(FindingKind::TerminalAuthFailure, T + 0.51, "s1"),
+            marking("bob", T + 0.52, "s1"),
+        ];
+        assert_eq!(run(&events, &pool)[2].credential().unwrap().id, "a1");
+    }
+
+    #[test]
+    fn a_contradicting_marking_or_record_leaves_it_unattributed() {
+        let why = |events: &[Event], pool: &AuthSnapshot| match &run(events, pool)[events.len() - 1]
+        {
+            Attribution::Unattributed { why } => why.clone(),
+            other => panic!("attributed: {other:?}"),
+        };
+        let pool = snapshot(vec![entry("a1", "alice"), entry("b2", "bob")]);
+        // The nearest marking says 429: the 401 payload is not its request's error.
+        let rate_limited = Event {
+            status: Some(429),
+            ..marking("bob", T + 0.5, "s1")
+        };
+        let payload = event(FindingKind::TerminalAuthFailure, T + 0.51, "s1");
+        let said = why(
+            &[marking("alice", T, "s1"), rate_limited, payload.clone()],
+            &pool,
         );
+        assert!(
+            said.contains("\"bob\"") && said.contains("status 429"),
+            "{said}"
+        );
+        // Its DEAD line gave another reason.
+        let revoked = Event {
+            reason: Some("token_revoked".into()),
+            ..marking("bob", T + 0.5, "s1")
+        };
+        let said = why(&[revoked, payload.clone()], &pool);
+        assert!(said.contains("token_revoked"), "{said}");
+        // auth.json recorded another error for bob at that moment.
+        let mut bob = entry("b2", "bob");
+        bob.last_error_code = Some(401);
+        bob.last_error_reason = Some("token_expired".into());
+        bob.last_status_at = Some(T + 0.5);
+        let pool = snapshot(vec![entry("a1", "alice"), bob.clone()]);
+        let said = why(&[marking("bob", T + 0.5, "s1"), payload.clone()], &pool);
+        assert!(
+            said.contains("auth.json recorded \"token_expired\""),
+            "{said}"
+        );
+        // A record from long ago says nothing about this failure; an agreeing one confirms it.
+        bob.last_status_at = Some(T - 3600.0);
+        let pool = snapshot(vec![entry("a1", "alice"), bob.clone()]);
+        let events = [marking("bob", T + 0.5, "s1"), payload.clone()];
+        assert_eq!(run(&events, &pool)[1].credential().unwrap().id, "b2");
+        bob.last_status_at = Some(T + 0.5);
+        bob.last_error_reason = Some("token_invalidated".into());
+        let pool = snapshot(vec![entry("a1", "alice"), bob]);
+        assert_eq!(run(&events, &pool)[1].credential().unwrap().id, "b2");
     }
 
     #[test]
