@@ -3,8 +3,8 @@
 //! Sources come in layers: the files compiled into the binary, then `<home>/warden/rules.d/`,
 //! then `--rules DIR`. A later layer replaces a rule of the same id (or switches it off with
 //! `enabled = false`) and may add new ones; the same id twice within one layer is an error.
-//! Named lists (`[lists]`, e.g. the terminal reasons) are shared by all files and may be
-//! redefined by a later layer.
+//! Named lists (`[lists]`, e.g. the terminal reasons) and what providers' messages mean
+//! (`[messages]`) are shared by all files and may be redefined by a later layer.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -15,7 +15,8 @@ use toml::Spanned;
 use crate::hermes::home::LogFile;
 
 use super::{
-    Action, Condition, FindingKind, LinePart, Origin, Rule, RuleSet, Sample, Scalar, Severity,
+    Action, Condition, FindingKind, LinePart, Origin, ProviderMessages, Rule, RuleSet, Sample,
+    Scalar, Severity,
 };
 
 /// One rule file's text and where it came from.
@@ -42,6 +43,9 @@ pub struct LoadError {
 struct RawFile {
     #[serde(default)]
     lists: BTreeMap<String, Spanned<Vec<toml::Value>>>,
+    /// A provider's message to the reason it means.
+    #[serde(default)]
+    messages: BTreeMap<String, String>,
     #[serde(default)]
     rule: Vec<Spanned<RawRule>>,
 }
@@ -165,7 +169,14 @@ pub fn load_rule_set(sources: &[RuleSource]) -> Result<RuleSet, Vec<LoadError>> 
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(RuleSet::new(rules))
+    // Later layers say again, or say otherwise, what a message means.
+    let mut messages = ProviderMessages::default();
+    for file in &parsed {
+        for (message, reason) in &file.raw.messages {
+            messages.insert(message, reason);
+        }
+    }
+    Ok(RuleSet::new(rules, messages))
 }
 
 fn collect_lists(

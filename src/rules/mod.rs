@@ -11,7 +11,7 @@ mod builtin;
 mod load;
 mod samples;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use aho_corasick::AhoCorasick;
@@ -39,6 +39,8 @@ pub enum FindingKind {
     AuthFailure,
     /// Usage limit or rate limit.
     RateLimit,
+    /// Any other failed provider call (402, 5xx, a timeout, a connection error).
+    ProviderError,
     /// Hermes marked a credential exhausted; names it, says nothing of why.
     CredentialMarked,
     /// Hermes rotated to another entry (names the NEXT entry, not the failed one).
@@ -81,6 +83,7 @@ impl FindingKind {
             Self::DeadByHermes => "dead_by_hermes",
             Self::AuthFailure => "auth_failure",
             Self::RateLimit => "rate_limit",
+            Self::ProviderError => "provider_error",
             Self::CredentialMarked => "credential_marked",
             Self::CredentialRotated => "credential_rotated",
             Self::RefreshFailurePersists => "refresh_failure_persists",
@@ -206,13 +209,47 @@ pub struct Fields {
     pub payload: Option<Rc<ErrorPayload>>,
 }
 
+/// What providers mean by their messages (`[messages]` in the rule files): the reason for a
+/// line that carries only the provider's message (`summary=HTTP 401: <message>`). A message
+/// is matched whole, ignoring case, surrounding space and a final full stop.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderMessages {
+    reasons: HashMap<String, String>,
+}
+
+impl ProviderMessages {
+    /// Adds (or replaces) what `message` means.
+    pub fn insert(&mut self, message: &str, reason: &str) {
+        self.reasons.insert(Self::key(message), reason.to_owned());
+    }
+
+    pub fn reason_of(&self, message: &str) -> Option<&str> {
+        self.reasons.get(&Self::key(message)).map(String::as_str)
+    }
+
+    fn key(message: &str) -> String {
+        let message = message.trim();
+        message
+            .strip_suffix('.')
+            .unwrap_or(message)
+            .trim_end()
+            .to_lowercase()
+    }
+}
+
 /// Payloads already parsed from one line, by the span of text they were parsed from.
 type PayloadCache = Vec<(std::ops::Range<usize>, Option<Rc<ErrorPayload>>)>;
 
 impl Fields {
     /// Reads what `pattern` captures in `text`; `payloads` caches the payloads parsed from
-    /// this text so far, by span, as several rules usually capture the same one.
-    fn read(pattern: &Regex, text: &str, payloads: &mut PayloadCache) -> Option<Fields> {
+    /// this text so far, by span, as several rules usually capture the same one. A line that
+    /// gives a message but no reason gets the reason `messages` knows for that message.
+    fn read(
+        pattern: &Regex,
+        text: &str,
+        payloads: &mut PayloadCache,
+        messages: &ProviderMessages,
+    ) -> Option<Fields> {
         let caps = pattern.captures(text)?;
         let captures: BTreeMap<String, String> = pattern
             .capture_names()
@@ -242,6 +279,7 @@ impl Fields {
             .get("message")
             .cloned()
             .or_else(|| payload.as_ref().and_then(|p| p.message.clone()));
+        let reason = reason.or_else(|| messages.reason_of(message.as_deref()?).map(str::to_owned));
         Some(Fields {
             provider: captures.get("provider").cloned(),
             label: captures.get("label").cloned(),
@@ -338,6 +376,7 @@ pub struct RuleMatch<'r> {
 #[derive(Debug)]
 pub struct RuleSet {
     rules: Vec<Rule>,
+    messages: ProviderMessages,
     /// Finds candidate lines in a whole buffer (leftmost-first is the fastest search).
     prefilter: AhoCorasick,
     /// Finds every literal in one candidate line, to know which rules could match it.
@@ -347,7 +386,7 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
-    pub fn new(rules: Vec<Rule>) -> RuleSet {
+    pub fn new(rules: Vec<Rule>, messages: ProviderMessages) -> RuleSet {
         let (literals, rule_of_literal): (Vec<&str>, Vec<usize>) = rules
             .iter()
             .enumerate()
@@ -368,7 +407,12 @@ impl RuleSet {
             line_literals: build(aho_corasick::MatchKind::Standard),
             rule_of_literal,
             rules,
+            messages,
         }
+    }
+
+    pub fn messages(&self) -> &ProviderMessages {
+        &self.messages
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -401,7 +445,7 @@ impl RuleSet {
             .map(|index| &self.rules[index])
             .filter(|rule| rule.applies_to(file, level, part))
             .filter_map(|rule| {
-                let mut fields = Fields::read(&rule.pattern, text, &mut payloads)?;
+                let mut fields = Fields::read(&rule.pattern, text, &mut payloads, &self.messages)?;
                 let holds = |(name, condition): &(String, Condition)| {
                     condition.holds(fields.get(name).as_ref())
                 };
