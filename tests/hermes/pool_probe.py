@@ -104,7 +104,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 from unittest import mock
 
-from hermes_sandbox import sandbox_environment
+from hermes_sandbox import credential_pool_module, extract_api_error_context, hermes_version, sandbox_environment
 
 sys.dont_write_bytecode = True
 
@@ -169,9 +169,9 @@ class ShiftedTime:
 
 
 def install_shifted_clock() -> ShiftedTime:
-    import agent.credential_pool as credential_pool_mod
     import hermes_cli.auth as auth_mod
 
+    credential_pool_mod = credential_pool_module()
     clock = ShiftedTime()
     credential_pool_mod.time = clock
     auth_mod.time = clock
@@ -222,12 +222,6 @@ def singleton_view(home: Path, provider: str) -> Optional[Dict[str, Any]]:
     }
 
 
-def hermes_version() -> str:
-    from importlib.metadata import version
-
-    return version("hermes-agent")
-
-
 def short_error(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
     return text if len(text) <= 300 else text[:297] + "..."
@@ -239,7 +233,7 @@ def short_error(exc: BaseException) -> str:
 
 def set_pool_strategy(provider: str, strategy: str) -> str:
     """`hermes config set credential_pool_strategies.PROVIDER STRATEGY`, unless already set."""
-    from agent.credential_pool import get_pool_strategy
+    get_pool_strategy = credential_pool_module().get_pool_strategy
 
     if strategy != "keep" and get_pool_strategy(provider) != strategy:
         from hermes_cli.config import set_config_value
@@ -249,7 +243,7 @@ def set_pool_strategy(provider: str, strategy: str) -> str:
 
 
 def cmd_select(args: argparse.Namespace, out: Dict[str, Any]) -> None:
-    from agent.credential_pool import load_pool
+    load_pool = credential_pool_module().load_pool
 
     offsets = [raw.strip() for raw in args.offsets.split(",") if raw.strip()]
     out["strategy"] = set_pool_strategy(args.provider, args.strategy)
@@ -300,8 +294,8 @@ def codex_rate_limit_error(resets_at: int) -> Exception:
 
 
 def cmd_churn(args: argparse.Namespace, out: Dict[str, Any]) -> None:
-    from agent.agent_runtime_helpers import extract_api_error_context
-    from agent.credential_pool import load_pool
+    extract = extract_api_error_context()
+    load_pool = credential_pool_module().load_pool
 
     rng = random.Random(args.seed)
     iterations = lock_timeouts = marks = selected_none = error_count = 0
@@ -322,7 +316,7 @@ def cmd_churn(args: argparse.Namespace, out: Dict[str, Any]) -> None:
             else:
                 exc = codex_rate_limit_error(int(time.time()) + rng.randint(0, args.cooldown_max))
                 pool.mark_exhausted_and_rotate(
-                    status_code=429, error_context=extract_api_error_context(exc)
+                    status_code=429, error_context=extract(exc)
                 )
                 marks += 1
             if args.reset_every and iterations % args.reset_every == 0:
@@ -351,8 +345,8 @@ def cmd_stale_persist(args: argparse.Namespace, out: Dict[str, Any]) -> None:
     and wait for <home>/persist-now (60 s at most); then mark the selected entry with a 429
     through mark_exhausted_and_rotate, which persists the whole in-memory pool, as any live
     Hermes process does after a failed request. Output: the entries (id, last_status) it wrote."""
-    from agent.agent_runtime_helpers import extract_api_error_context
-    from agent.credential_pool import load_pool
+    extract = extract_api_error_context()
+    load_pool = credential_pool_module().load_pool
 
     pool = load_pool(args.provider)
     entry = pool.select()
@@ -363,7 +357,7 @@ def cmd_stale_persist(args: argparse.Namespace, out: Dict[str, Any]) -> None:
             raise RuntimeError("persist-now never appeared")
         time.sleep(0.02)
     exc = codex_rate_limit_error(int(time.time()) + 3600)
-    pool.mark_exhausted_and_rotate(status_code=429, error_context=extract_api_error_context(exc))
+    pool.mark_exhausted_and_rotate(status_code=429, error_context=extract(exc))
     out["selected"] = entry.id if entry is not None else None
     # What this process persisted (its memory), not auth.json, which others may change at once.
     out["entries"] = [{"id": e.id, "last_status": e.last_status} for e in pool.entries()]
@@ -440,7 +434,7 @@ def cmd_observe(args: argparse.Namespace, out: Dict[str, Any]) -> None:
 
 def reseed(home: Path, provider: str) -> List[Dict[str, Any]]:
     """`load_pool(provider)`: re-seeds singleton/env entries and persists if anything changed."""
-    from agent.credential_pool import load_pool
+    load_pool = credential_pool_module().load_pool
 
     load_pool(provider)
     return entry_views(home, provider)
@@ -448,7 +442,7 @@ def reseed(home: Path, provider: str) -> List[Dict[str, Any]]:
 
 def cmd_remove(args: argparse.Namespace, out: Dict[str, Any]) -> None:
     import hermes_cli.auth as auth_mod
-    from agent.credential_pool import load_pool
+    load_pool = credential_pool_module().load_pool
 
     pool = load_pool(args.provider)
     index, matched, error = pool.resolve_target(args.id)
@@ -483,7 +477,7 @@ def cmd_reseed(args: argparse.Namespace, out: Dict[str, Any]) -> None:
 
 def cmd_reauth(args: argparse.Namespace, out: Dict[str, Any]) -> None:
     import hermes_cli.auth as auth_mod
-    from agent.credential_pool import load_pool
+    load_pool = credential_pool_module().load_pool
 
     if args.provider != CODEX:
         raise SystemExit(f"pool_probe.py reauth: only {CODEX} is supported")
