@@ -76,6 +76,9 @@ pub struct FindingRecord {
     pub line: u64,
     pub rule: String,
     pub kind: FindingKind,
+    /// The other kinds the line has (other rules matched it too); left out when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub facets: Vec<FindingKind>,
     pub provider: Option<String>,
     pub status: Option<u16>,
     pub reason: Option<String>,
@@ -280,6 +283,7 @@ fn finding_record(finding: &Finding, now: Timestamp) -> FindingRecord {
         line: event.line,
         rule: event.rule.clone(),
         kind: event.kind,
+        facets: event.facets.clone(),
         provider: event
             .provider
             .as_deref()
@@ -565,6 +569,7 @@ mod tests {
                 session: Some("s1".into()),
                 rule: "r".into(),
                 kind: FindingKind::TerminalAuthFailure,
+                facets: Vec::new(),
                 action: Action::MarkDead,
                 provider: Some("openai-codex".into()),
                 label: None,

@@ -46,6 +46,9 @@ pub struct EventRow {
     pub timestamp: Option<String>,
     pub rule: String,
     pub kind: FindingKind,
+    /// The other kinds the line has (other rules matched it too); left out when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub facets: Vec<FindingKind>,
     pub provider: Option<String>,
     pub status: Option<u16>,
     pub reason: Option<String>,
@@ -251,6 +254,7 @@ fn event_rows(analysis: &Analysis, zone: &TimeZone) -> Vec<EventRow> {
                     .map(|time| format_time(time.timestamp(), zone)),
                 rule: event.rule.clone(),
                 kind: event.kind,
+                facets: event.facets.clone(),
                 provider: event
                     .provider
                     .as_deref()
@@ -359,7 +363,10 @@ fn summarise(events: &[EventRow], actions: &[ActionRow], compaction: &[Compactio
             .count(),
         compaction_failures: events
             .iter()
-            .filter(|e| e.kind == FindingKind::CompactionFailure)
+            .filter(|e| {
+                e.kind == FindingKind::CompactionFailure
+                    || e.facets.contains(&FindingKind::CompactionFailure)
+            })
             .count(),
         would_apply: results(ActionResult::WouldApply),
         already_dead: results(ActionResult::AlreadyDead),

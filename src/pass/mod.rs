@@ -253,17 +253,25 @@ fn scan_file(
         if read == 0 {
             break;
         }
+        // A line's hits come from one feed.
         scanner.feed(&buffer[..read], &mut hits);
-        events.extend(
-            hits.drain(..)
-                .map(|hit| Event::from_hit(&hit, profile, display, log, &settings.zone)),
-        );
+        events.extend(Event::from_hits(
+            &hits,
+            profile,
+            display,
+            log,
+            &settings.zone,
+        ));
+        hits.clear();
     }
     scanner.finish(&mut hits);
-    events.extend(
-        hits.drain(..)
-            .map(|hit| Event::from_hit(&hit, profile, display, log, &settings.zone)),
-    );
+    events.extend(Event::from_hits(
+        &hits,
+        profile,
+        display,
+        log,
+        &settings.zone,
+    ));
     Ok(Some(scanner.stats()))
 }
 

@@ -405,6 +405,7 @@ mod tests {
             session: Some(session.into()),
             rule: "r".into(),
             kind,
+            facets: Vec::new(),
             action: Action::None,
             provider: None,
             label: None,

@@ -136,6 +136,7 @@ mod tests {
             session: None,
             rule: format!("rule-{line}"),
             kind: FindingKind::TerminalAuthFailure,
+            facets: Vec::new(),
             action,
             provider: None,
             label: None,

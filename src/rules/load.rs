@@ -435,9 +435,13 @@ fn sample(
 fn default_severity(kind: FindingKind, action: Action) -> Severity {
     match (kind, action) {
         (_, Action::MarkDead) => Severity::Critical,
-        (FindingKind::CompactionFailure | FindingKind::AuthFailure | FindingKind::PoolEmpty, _) => {
-            Severity::Warning
-        }
+        (
+            FindingKind::CompactionFailure
+            | FindingKind::SummaryFallback
+            | FindingKind::AuthFailure
+            | FindingKind::PoolEmpty,
+            _,
+        ) => Severity::Warning,
         _ => Severity::Info,
     }
 }

@@ -53,6 +53,8 @@ pub enum FindingKind {
     PoolEmpty,
     /// Context compaction failed or was skipped.
     CompactionFailure,
+    /// The auxiliary summary model failed and Hermes fell back to the main model.
+    SummaryFallback,
 }
 
 impl FindingKind {
@@ -77,6 +79,25 @@ impl FindingKind {
         )
     }
 
+    /// How much a line of this kind says about a credential, strongest first: a line several
+    /// rules match is an event of its strongest kind, the others its facets.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::TerminalAuthFailure => 0,
+            Self::DeadByHermes => 1,
+            Self::RefreshFailurePersists => 2,
+            Self::AuthFailure => 3,
+            Self::RateLimit => 4,
+            Self::ProviderError => 5,
+            Self::CredentialMarked => 6,
+            Self::DeadPruned => 7,
+            Self::PoolEmpty => 8,
+            Self::CompactionFailure => 9,
+            Self::SummaryFallback => 10,
+            Self::CredentialRotated => 11,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::TerminalAuthFailure => "terminal_auth_failure",
@@ -90,6 +111,7 @@ impl FindingKind {
             Self::DeadPruned => "dead_pruned",
             Self::PoolEmpty => "pool_empty",
             Self::CompactionFailure => "compaction_failure",
+            Self::SummaryFallback => "summary_fallback",
         }
     }
 }

@@ -573,9 +573,8 @@ fn scan_lines(
             }
             log.headers.insert(key, header.clone());
         }
-        for hit in hits {
-            let line = &run[(hit.line - 1) as usize];
-            let mut event = Event::from_hit(&hit, profile, &log.key, log.log, &settings.zone);
+        for mut event in Event::from_hits(&hits, profile, &log.key, log.log, &settings.zone) {
+            let line = &run[(event.line - 1) as usize];
             event.line = line.number;
             fresh.push((event, Source::new(&line.file, line.end)));
         }
