@@ -58,7 +58,9 @@ pub struct PoolEntry {
     pub last_error_reset_at: Option<f64>,
     /// `sha256:<16 hex>` of the secret, or the entry's own `secret_fingerprint`.
     pub fingerprint: Option<String>,
-    /// When its tokens were last obtained or refreshed (`last_refresh`), epoch seconds.
+    /// Since when failures logged before are old news, epoch seconds: the later of when its
+    /// tokens were last obtained or refreshed (`last_refresh`) and when `hermes auth reset`
+    /// last cleared its status (`status_cleared_at`, Hermes >= 0.20).
     pub renewed_at: Option<f64>,
 }
 
@@ -236,7 +238,10 @@ fn read_entry(entry: &Map<String, Value>) -> Result<PoolEntry, String> {
             .map(str::to_owned),
         last_error_reset_at: timestamp(entry.get("last_error_reset_at")),
         fingerprint: fingerprint(entry),
-        renewed_at: timestamp(entry.get("last_refresh")),
+        renewed_at: [entry.get("last_refresh"), entry.get("status_cleared_at")]
+            .into_iter()
+            .filter_map(timestamp)
+            .reduce(f64::max),
         id,
     })
 }
@@ -319,6 +324,12 @@ mod tests {
         "unknown_field": {"kept": true}
       },
       {
+        "id": "b0b000",
+        "label": "bob@example.com",
+        "last_refresh": "2026-05-28T20:00:00Z",
+        "status_cleared_at": 1780000100.25
+      },
+      {
         "id": "d4e5f6",
         "label": null,
         "source": "env:OPENAI_API_KEY",
@@ -339,12 +350,14 @@ mod tests {
         assert_eq!(alice.last_status_at, Some(1780000000.5));
         assert_eq!(alice.last_error_code, Some(401));
         assert_eq!(alice.renewed_at, Some(1779998400.5));
+        // `hermes auth reset` after the last refresh: failures before it are old news.
+        assert_eq!(pool.entries[1].renewed_at, Some(1780000100.25));
         assert_eq!(
             alice.fingerprint.as_deref(),
             Some(fingerprint_of("fake-access-token-alice").as_str())
         );
         assert!(!format!("{snapshot:?}").contains("fake-access-token-alice"));
-        let borrowed = &pool.entries[1];
+        let borrowed = &pool.entries[2];
         assert_eq!(borrowed.log_name(), "d4e5f6");
         assert_eq!(
             borrowed.fingerprint.as_deref(),

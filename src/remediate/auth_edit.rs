@@ -195,6 +195,28 @@ mod tests {
     }
 
     #[test]
+    fn the_pid_newer_hermes_writes_into_auth_lock_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = dir.path().join("auth.json");
+        fs::write(&auth, AUTH).unwrap();
+        // Hermes >= 0.20 writes its PID into the lock file while holding it (here: a PID left
+        // behind); the warden only ever flocks the file.
+        let lock = dir.path().join("auth.lock");
+        fs::write(&lock, "4242\n").unwrap();
+        let inode = std::os::unix::fs::MetadataExt::ino(&fs::metadata(&lock).unwrap());
+        let edited = edit(&auth, Duration::from_secs(1), Bom::Refuse, |_, document| {
+            set_status(document, "dead")
+        })
+        .unwrap();
+        assert!(edited.written);
+        assert_eq!(fs::read_to_string(&lock).unwrap(), "4242\n");
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::ino(&fs::metadata(&lock).unwrap()),
+            inode
+        );
+    }
+
+    #[test]
     fn keeps_the_owner() {
         let dir = tempfile::tempdir().unwrap();
         let auth = dir.path().join("auth.json");
