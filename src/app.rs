@@ -1,7 +1,8 @@
 //! The commands: flags in, validated settings built once, the shared pipeline run, output out.
 //!
 //! Exit status is decided here and nowhere else: 0 success, 1 runtime failure, 2 bad usage,
-//! bad configuration or bad rules.
+//! bad configuration or bad rules, 3 `scan --fail-on` found what it was told to fail on (a
+//! runtime failure wins over it).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -11,10 +12,10 @@ use anyhow::Context;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use crate::cli::{Cli, Command, GlobalArgs, RulesCommand, ScanFormat, StatusFormat};
+use crate::cli::{Cli, Command, FailOn, GlobalArgs, RulesCommand, ScanFormat, StatusFormat};
 use crate::config::{self, WardenConfig};
 use crate::hermes::home::{self, LogFile};
-use crate::hermes::version::{self, HermesVersion};
+use crate::hermes::version::{self, HermesVersion, VersionSource};
 use crate::observe::audit::{AuditLog, Reach};
 use crate::observe::events::{StateFile, WardenEvent};
 use crate::observe::log::log;
@@ -46,6 +47,11 @@ impl Failure {
             code: 1,
             error: error.into(),
         }
+    }
+
+    /// `scan --fail-on` found what it was told to fail on.
+    fn matched(error: anyhow::Error) -> Self {
+        Failure { code: 3, error }
     }
 }
 
@@ -81,9 +87,18 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Rules(RulesCommand::Test { input, log }) => {
             rules_test(&rules, &input, log, config.max_line_bytes)
         }
-        Command::Scan { format, apply } => {
+        Command::Scan {
+            format,
+            apply,
+            events,
+            fail_on,
+        } => {
             let settings = settings(&cli.global, root, rules, &config)?;
-            scan(&settings, format, apply)
+            let view = match events {
+                true => report::View::Events,
+                false => report::View::Failures,
+            };
+            scan(&settings, format, view, apply, fail_on)
         }
         Command::Revive {
             provider,
@@ -248,18 +263,10 @@ fn settings(
             .map_err(Failure::usage)?,
         None => TimeZone::system(),
     };
-    let hermes_version = match global
-        .hermes_version
-        .as_deref()
-        .or(config.hermes_version.as_deref())
-    {
-        Some(text) => Some(
-            HermesVersion::parse(text)
-                .with_context(|| format!("{text:?} is not a Hermes version"))
-                .map_err(Failure::usage)?,
-        ),
-        None => version::detect(config.hermes_bin.as_deref()),
-    };
+    let (hermes_version, hermes_version_source) = hermes_version(global, root.as_path(), config)?;
+    if let Some(warning) = hermes_version.and_then(HermesVersion::untested_warning) {
+        tracing::warn!("{warning}");
+    }
     let policy = Policy::for_hermes(
         hermes_version,
         config.mark_as,
@@ -284,6 +291,7 @@ fn settings(
         rules,
         zone,
         hermes_version,
+        hermes_version_source,
         windows: config.windows(),
         max_line: config.max_line_bytes,
         now,
@@ -291,7 +299,34 @@ fn settings(
     })
 }
 
-fn scan(settings: &Settings, format: ScanFormat, apply: bool) -> Result<(), Failure> {
+/// The Hermes version to assume and where it came from: `--hermes-version`, else
+/// `hermes_version` in the configuration, else what the installed program says.
+fn hermes_version(
+    global: &GlobalArgs,
+    root: &Path,
+    config: &WardenConfig,
+) -> Result<(Option<HermesVersion>, VersionSource), Failure> {
+    let (text, source) = match (&global.hermes_version, &config.hermes_version) {
+        (Some(text), _) => (text, VersionSource::Flag),
+        (None, Some(text)) => (text, VersionSource::ConfigFile(config_path(global, root))),
+        (None, None) => {
+            let found = version::detect(config.hermes_bin.as_deref());
+            return Ok((found.version, found.source));
+        }
+    };
+    let version = HermesVersion::parse(text)
+        .with_context(|| format!("{text:?} is not a Hermes version"))
+        .map_err(Failure::usage)?;
+    Ok((Some(version), source))
+}
+
+fn scan(
+    settings: &Settings,
+    format: ScanFormat,
+    view: report::View,
+    apply: bool,
+    fail_on: Option<FailOn>,
+) -> Result<(), Failure> {
     let remedy = match apply {
         true => Some(open_remedy(settings).map_err(Failure::runtime)?),
         false => None,
@@ -302,17 +337,47 @@ fn scan(settings: &Settings, format: ScanFormat, apply: bool) -> Result<(), Fail
     }
     let report = report::build(settings, &analysis);
     match format {
-        ScanFormat::Table => print(&report::to_table(&report, true)),
+        ScanFormat::Table => print(&report::to_table(&report, view)),
         ScanFormat::Json => emit(|out| report::write_json(&report, out)),
-        ScanFormat::Markdown => print(&report::to_markdown(&report)),
+        ScanFormat::Markdown => print(&report::to_markdown(&report, view)),
     }?;
     // After the report, which says which and why: an action that failed is a runtime failure.
-    match report.summary.failed {
-        0 => unreadable_homes(&report),
-        failed => Err(Failure::runtime(anyhow::anyhow!(
-            "{failed} of {} actions failed; their marks stay in the ledger and are retried",
+    if report.summary.failed > 0 {
+        return Err(Failure::runtime(anyhow::anyhow!(
+            "{} of {} actions failed; their marks stay in the ledger and are retried",
+            report.summary.failed,
             report.actions.len()
-        ))),
+        )));
+    }
+    unreadable_homes(&report)?;
+    fail_on.map_or(Ok(()), |kind| check_fail_on(&report, kind))
+}
+
+/// `scan --fail-on KIND`: exit 3 when the report holds something of that kind, saying what.
+fn check_fail_on(report: &report::Report, kind: FailOn) -> Result<(), Failure> {
+    let dead = report.dead_credentials();
+    let at_risk = report.summary.compaction_at_risk;
+    let failures = report.summary.credential_failures;
+    let (matched, what) = match kind {
+        FailOn::Dead => (
+            dead > 0,
+            format!("dead: {dead} credentials dead or to be marked dead"),
+        ),
+        FailOn::AtRisk => (
+            at_risk > 0,
+            format!("at-risk: {at_risk} compaction providers at risk"),
+        ),
+        FailOn::Any => (
+            dead + at_risk + failures > 0,
+            format!(
+                "any: {failures} credential failures, {dead} credentials dead or to be marked \
+                 dead, {at_risk} compaction providers at risk"
+            ),
+        ),
+    };
+    match matched {
+        true => Err(Failure::matched(anyhow::anyhow!("--fail-on {what}"))),
+        false => Ok(()),
     }
 }
 
@@ -416,7 +481,7 @@ fn status(settings: &Settings, format: StatusFormat) -> Result<(), Failure> {
     let analysis = pass::analyse(settings, false).map_err(Failure::runtime)?;
     let report = report::build(settings, &analysis);
     match format {
-        StatusFormat::Table => print(&report::to_table(&report, false)),
+        StatusFormat::Table => print(&report::to_table(&report, report::View::Pools)),
         StatusFormat::Json => emit(|out| report::write_json(&report, out)),
     }?;
     unreadable_homes(&report)

@@ -62,6 +62,17 @@ pub enum ScanFormat {
     Markdown,
 }
 
+/// What makes `scan --fail-on` exit 3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    /// A credential dead in auth.json, or one the warden would mark or marked dead
+    Dead,
+    /// A compaction provider with no usable credential
+    AtRisk,
+    /// Any of these, or any credential failure at all
+    Any,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StatusFormat {
     Table,
@@ -92,6 +103,12 @@ pub enum Command {
         /// Carry the actions out: mark the credentials dead in auth.json (default: dry run)
         #[arg(long)]
         apply: bool,
+        /// List every event and every action too (the table and markdown; JSON always does)
+        #[arg(long)]
+        events: bool,
+        /// Exit 3, after the report, when it holds something of this kind (for cron and CI)
+        #[arg(long, value_enum, value_name = "KIND")]
+        fail_on: Option<FailOn>,
     },
     /// Every credential of every pool: state, reason, since when, time left, compaction risk
     Status {

@@ -63,3 +63,105 @@ fn status_json() {
         &["status", "--format", "json"]
     ));
 }
+
+#[test]
+fn scan_events_table() {
+    insta::assert_snapshot!(report(
+        "codex-revoked-0.15",
+        "0.15.0",
+        &["scan", "--events"]
+    ));
+}
+
+#[test]
+fn scan_markdown_events() {
+    insta::assert_snapshot!(report(
+        "codex-revoked-0.15",
+        "0.15.0",
+        &["scan", "--format", "markdown", "--events"]
+    ));
+}
+
+/// The fixture's revoked credential is one row: six failures (three markings, three
+/// compaction failures carrying the 401), the strongest evidence the last terminal failure.
+#[test]
+fn the_revoked_credential_is_one_row_with_its_strongest_evidence() {
+    let json: serde_json::Value = serde_json::from_str(&report(
+        "codex-revoked-0.15",
+        "0.15.0",
+        &["scan", "--format", "json"],
+    ))
+    .unwrap();
+    assert_eq!(
+        json["failing_credentials"],
+        serde_json::json!([{
+            "profile": null,
+            "provider": "openai-codex",
+            "credential_id": "a11ce0",
+            "label": "alice@example.com",
+            "state": "exhausted",
+            "reason": "token_invalidated",
+            "first_seen": "2026-05-28T20:16:20.978+00:00",
+            "last_seen": "2026-05-28T20:26:41.157+00:00",
+            "failures": 6,
+            "evidence": "logs/errors.log:3",
+            "evidence_kind": "terminal_auth_failure",
+            "evidence_attribution": "named",
+            "action": "mark_dead",
+            "result": "would_apply"
+        }])
+    );
+    let failures: u64 = json["failing_credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["failures"].as_u64().unwrap())
+        .sum();
+    assert_eq!(failures, json["summary"]["credential_failures"]);
+
+    let table = report("codex-revoked-0.15", "0.15.0", &["scan"]);
+    let row = table
+        .lines()
+        .skip_while(|line| *line != "FAILING CREDENTIALS")
+        .nth(2)
+        .unwrap();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        cells,
+        [
+            "(root)",
+            "openai-codex",
+            "a11ce0",
+            "alice@example.com",
+            "exhausted",
+            "token_invalidated",
+            "2026-05-28T20:16:20.978+00:00",
+            "2026-05-28T20:26:41.157+00:00",
+            "6",
+            "logs/errors.log:3",
+            "mark_dead:",
+            "would_apply"
+        ]
+    );
+    // One row per credential; the event rows are left to `scan --events`.
+    assert!(!table.contains("EVENTS"), "{table}");
+    assert!(!table.contains("hermes-marked-exhausted"), "{table}");
+}
+
+/// With Hermes 0.19 the work profile's credential is dead already: its row says so.
+#[test]
+fn an_already_dead_credential_row_says_so() {
+    let json: serde_json::Value = serde_json::from_str(&report(
+        "profile",
+        "0.19.0",
+        &["--all-profiles", "scan", "--format", "json"],
+    ))
+    .unwrap();
+    let rows = json["failing_credentials"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["profile"], "work");
+    assert_eq!(rows[0]["state"], "dead");
+    assert_eq!(rows[0]["failures"], 2);
+    assert_eq!(rows[0]["evidence"], "profiles/work/logs/errors.log:2");
+    assert_eq!(rows[0]["result"], "already_dead");
+}

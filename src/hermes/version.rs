@@ -11,6 +11,11 @@
 //! Versions keep three numbers, the upstream release whose behaviour the warden follows: a
 //! post-release (`0.22.2.post1`) or a repackaging's fourth number (`0.20.1.2`, upstream 0.20.1)
 //! changes no Hermes behaviour, so both read as the release they follow (`0.22.2`, `0.20.1`).
+//!
+//! Whoever asks learns where the version came from as well ([`VersionSource`]): configured
+//! (the flag or the configuration file), detected (which program, by its metadata or by
+//! running it), or unknown (nothing found, or what went wrong), so a report can say why a
+//! form of dead mark was chosen.
 
 use std::io::Read;
 use std::os::fd::AsRawFd;
@@ -35,6 +40,27 @@ impl HermesVersion {
         minor: 16,
         patch: 0,
     };
+
+    /// The newest version the warden was tested with: the newest of the test matrix in
+    /// `tests/hermes/setup_venvs.sh` (every release 0.13.0 to 0.19.0, and the repackagings
+    /// 0.20.1.2 and 0.22.2.post1, which read as 0.20.1 and 0.22.2). Change the two together.
+    pub const NEWEST_TESTED: HermesVersion = HermesVersion {
+        major: 0,
+        minor: 22,
+        patch: 2,
+    };
+
+    /// What to warn about when this version is newer than [`Self::NEWEST_TESTED`].
+    pub fn untested_warning(self) -> Option<String> {
+        (self > Self::NEWEST_TESTED).then(|| {
+            format!(
+                "Hermes {self} is newer than {}, the newest version hermes-warden was tested \
+                 with; it is assumed to behave like {}",
+                Self::NEWEST_TESTED,
+                Self::NEWEST_TESTED
+            )
+        })
+    }
 
     /// Reads `0.19.0`, `v0.19.0` or the first line of `hermes --version`
     /// (`Hermes Agent v0.19.0 (2026.7.20)`); what follows the third number (`.post1`, `.2`,
@@ -73,20 +99,137 @@ const PROGRAM_NAMES: [&str; 2] = ["hermes", "hermesx"];
 /// How much of a `dist-info/entry_points.txt` is read (Hermes's is about 150 bytes).
 const ENTRY_POINTS_LIMIT: u64 = 64 << 10;
 
+/// Where the version the warden assumes came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionSource {
+    /// `--hermes-version`.
+    Flag,
+    /// `hermes_version` in this configuration file.
+    ConfigFile(PathBuf),
+    /// Read from the installed program.
+    Detected { program: PathBuf, by: DetectedBy },
+    /// No program given, and neither `hermes` nor `hermesx` on `PATH`.
+    NotFound,
+    /// The program gave no version (not a regular file, cannot be run, timed out, printed
+    /// none): why.
+    Unreadable { program: PathBuf, why: String },
+}
+
+/// How a version was read from the installed program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetectedBy {
+    /// The `dist-info` of the package beside the script's interpreter.
+    PackageMetadata,
+    /// What `PROGRAM --version` printed.
+    VersionCommand,
+}
+
+/// How the version was arrived at, in one word (the report's `hermes_version_source.how`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionHow {
+    Configured,
+    Detected,
+    Unknown,
+}
+
+impl VersionHow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionHow::Configured => "configured",
+            VersionHow::Detected => "detected",
+            VersionHow::Unknown => "unknown",
+        }
+    }
+}
+
+impl VersionSource {
+    pub fn how(&self) -> VersionHow {
+        match self {
+            VersionSource::Flag | VersionSource::ConfigFile(_) => VersionHow::Configured,
+            VersionSource::Detected { .. } => VersionHow::Detected,
+            VersionSource::NotFound | VersionSource::Unreadable { .. } => VersionHow::Unknown,
+        }
+    }
+
+    /// Where from, in words: `--hermes-version`, `hermes_version in /etc/warden.toml`,
+    /// `the package metadata of /usr/bin/hermes`, `/usr/bin/hermes --version`, `PATH (hermes,
+    /// hermesx)`, or the program that could not be read.
+    pub fn from(&self) -> String {
+        match self {
+            VersionSource::Flag => "--hermes-version".into(),
+            VersionSource::ConfigFile(path) => format!("hermes_version in {}", path.display()),
+            VersionSource::Detected {
+                program,
+                by: DetectedBy::PackageMetadata,
+            } => format!("the package metadata of {}", program.display()),
+            VersionSource::Detected {
+                program,
+                by: DetectedBy::VersionCommand,
+            } => format!("{} --version", program.display()),
+            VersionSource::NotFound => format!("PATH ({})", PROGRAM_NAMES.join(", ")),
+            VersionSource::Unreadable { program, .. } => program.display().to_string(),
+        }
+    }
+
+    /// Why the version is unknown; `None` when it is known.
+    pub fn unknown_because(&self) -> Option<String> {
+        match self {
+            VersionSource::NotFound => Some(format!(
+                "no {} found on PATH (give --hermes-version, or hermes_bin in warden.toml)",
+                PROGRAM_NAMES.join(" or ")
+            )),
+            VersionSource::Unreadable { program, why } => {
+                Some(format!("{}: {why}", program.display()))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What [`detect`] found: the version, when there is one, and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detection {
+    pub version: Option<HermesVersion>,
+    pub source: VersionSource,
+}
+
 /// Finds the installed version: `program` if given, else `hermes` (or `hermesx`) on `PATH`. A
 /// `program` that is not a regular file, cannot be run, does not finish `--version` within 10 s
 /// or prints no version leaves it unknown, with a warning naming the program.
-pub fn detect(program: Option<&Path>) -> Option<HermesVersion> {
+pub fn detect(program: Option<&Path>) -> Detection {
     let program = match program {
         Some(program) => program.to_owned(),
-        None => PROGRAM_NAMES.iter().find_map(|name| find_on_path(name))?,
+        None => match PROGRAM_NAMES.iter().find_map(|name| find_on_path(name)) {
+            Some(program) => program,
+            None => {
+                return Detection {
+                    version: None,
+                    source: VersionSource::NotFound,
+                };
+            }
+        },
     };
-    match from_package_metadata(&program) {
-        Ok(Some(version)) => Some(version),
-        Ok(None) => from_version_command(&program, VERSION_COMMAND_TIMEOUT),
-        Err(error) => {
-            tracing::warn!("{error}; the Hermes version is unknown (give --hermes-version)");
-            None
+    let found = match from_package_metadata(&program) {
+        Ok(Some(version)) => Ok((version, DetectedBy::PackageMetadata)),
+        Ok(None) => from_version_command(&program, VERSION_COMMAND_TIMEOUT)
+            .map(|version| (version, DetectedBy::VersionCommand)),
+        Err(error) => Err(files::without_path(error).to_string()),
+    };
+    match found {
+        Ok((version, by)) => Detection {
+            version: Some(version),
+            source: VersionSource::Detected { program, by },
+        },
+        Err(why) => {
+            tracing::warn!(
+                "{}: {why}; the Hermes version is unknown (give --hermes-version)",
+                program.display()
+            );
+            Detection {
+                version: None,
+                source: VersionSource::Unreadable { program, why },
+            }
         }
     }
 }
@@ -184,15 +327,9 @@ fn declares_console_script(entry_points: &str, script: &str) -> bool {
 }
 
 /// Runs `program --version` for at most `timeout` (then it and whatever it started are
-/// killed and reaped), keeping the first [`VERSION_OUTPUT_LIMIT`] bytes it prints.
-fn from_version_command(program: &Path, timeout: Duration) -> Option<HermesVersion> {
-    let unknown = |why: String| {
-        tracing::warn!(
-            "{}: {why}; the Hermes version is unknown (give --hermes-version)",
-            program.display()
-        );
-        None
-    };
+/// killed and reaped), keeping the first [`VERSION_OUTPUT_LIMIT`] bytes it prints; the error
+/// says why no version came of it.
+fn from_version_command(program: &Path, timeout: Duration) -> Result<HermesVersion, String> {
     let mut child = match Command::new(program)
         .arg("--version")
         .stdin(Stdio::null())
@@ -203,7 +340,7 @@ fn from_version_command(program: &Path, timeout: Duration) -> Option<HermesVersi
         .spawn()
     {
         Ok(child) => child,
-        Err(error) => return unknown(format!("cannot run `--version`: {error}")),
+        Err(error) => return Err(format!("cannot run `--version`: {error}")),
     };
     let mut stdout = child.stdout.take().expect("stdout is piped");
     let mut output = Vec::new();
@@ -227,7 +364,7 @@ fn from_version_command(program: &Path, timeout: Duration) -> Option<HermesVersi
             unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
             let _ = child.kill();
             let _ = child.wait();
-            return unknown(why);
+            return Err(why);
         }
     };
     if nonblocking.is_ok() {
@@ -238,10 +375,10 @@ fn from_version_command(program: &Path, timeout: Duration) -> Option<HermesVersi
         .lines()
         .next()
         .map(str::to_owned);
-    match first_line.as_deref().and_then(HermesVersion::parse) {
-        Some(version) => Some(version),
-        None => unknown(format!("`--version` printed no version ({status})")),
-    }
+    first_line
+        .as_deref()
+        .and_then(HermesVersion::parse)
+        .ok_or_else(|| format!("`--version` printed no version ({status})"))
 }
 
 fn set_nonblocking(stdout: &ChildStdout) -> std::io::Result<()> {
@@ -459,7 +596,7 @@ mod tests {
         );
         assert_eq!(
             from_version_command(&chatty, Duration::from_secs(10)).map(|v| v.to_string()),
-            Some("0.19.0".into())
+            Ok("0.19.0".into())
         );
     }
 
@@ -470,7 +607,7 @@ mod tests {
         let started = Instant::now();
         assert_eq!(
             from_version_command(&hangs, Duration::from_millis(300)),
-            None
+            Err("`--version` did not finish within 300ms".into())
         );
         assert!(
             started.elapsed() < Duration::from_secs(5),
@@ -486,6 +623,103 @@ mod tests {
             error.to_string(),
             "/dev/zero: not a regular file (a character device)"
         );
-        assert_eq!(detect(Some(Path::new("/dev/zero"))), None);
+        assert_eq!(
+            detect(Some(Path::new("/dev/zero"))),
+            Detection {
+                version: None,
+                source: VersionSource::Unreadable {
+                    program: "/dev/zero".into(),
+                    why: "not a regular file (a character device)".into(),
+                },
+            }
+        );
+    }
+
+    #[test]
+    fn detection_says_which_program_and_how() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = environment(
+            &dir.path().join("venv"),
+            "hermes",
+            &[("hermes_agent", "0.18.2", &["hermes"])],
+        );
+        let found = detect(Some(&program));
+        assert_eq!(
+            found.version.map(|v| v.to_string()).as_deref(),
+            Some("0.18.2")
+        );
+        assert_eq!(found.source.how(), VersionHow::Detected);
+        assert_eq!(
+            found.source.from(),
+            format!("the package metadata of {}", program.display())
+        );
+        assert_eq!(found.source.unknown_because(), None);
+
+        let command = script(
+            dir.path(),
+            "#!/bin/sh\necho 'Hermes Agent v0.19.0 (2026.7.20)'\n",
+        );
+        let found = detect(Some(&command));
+        assert_eq!(
+            found.version.map(|v| v.to_string()).as_deref(),
+            Some("0.19.0")
+        );
+        assert_eq!(
+            found.source,
+            VersionSource::Detected {
+                program: command.clone(),
+                by: DetectedBy::VersionCommand
+            }
+        );
+        assert_eq!(
+            found.source.from(),
+            format!("{} --version", command.display())
+        );
+
+        let other = tempfile::tempdir().unwrap();
+        let silent = script(other.path(), "#!/bin/sh\necho nothing\n");
+        let found = detect(Some(&silent));
+        assert_eq!(found.version, None);
+        assert_eq!(found.source.how(), VersionHow::Unknown);
+        assert_eq!(
+            found.source.unknown_because(),
+            Some(format!(
+                "{}: `--version` printed no version (exit status: 0)",
+                silent.display()
+            ))
+        );
+    }
+
+    #[test]
+    fn configured_and_missing_sources_are_described() {
+        assert_eq!(VersionSource::Flag.how(), VersionHow::Configured);
+        assert_eq!(VersionSource::Flag.from(), "--hermes-version");
+        let file = VersionSource::ConfigFile("/etc/hermes/warden.toml".into());
+        assert_eq!(file.how(), VersionHow::Configured);
+        assert_eq!(file.from(), "hermes_version in /etc/hermes/warden.toml");
+        assert_eq!(VersionSource::NotFound.how(), VersionHow::Unknown);
+        assert_eq!(VersionSource::NotFound.from(), "PATH (hermes, hermesx)");
+        assert!(
+            VersionSource::NotFound
+                .unknown_because()
+                .unwrap()
+                .starts_with("no hermes or hermesx found on PATH")
+        );
+    }
+
+    #[test]
+    fn versions_newer_than_the_test_matrix_are_warned_about() {
+        let v = |text| HermesVersion::parse(text).unwrap();
+        assert_eq!(HermesVersion::NEWEST_TESTED, v("0.22.2.post1"));
+        assert_eq!(v("0.22.2").untested_warning(), None);
+        assert_eq!(v("0.13.0").untested_warning(), None);
+        assert_eq!(
+            v("0.23.0").untested_warning().as_deref(),
+            Some(
+                "Hermes 0.23.0 is newer than 0.22.2, the newest version hermes-warden was \
+                 tested with; it is assumed to behave like 0.22.2"
+            )
+        );
+        assert!(v("1.0.0").untested_warning().is_some());
     }
 }

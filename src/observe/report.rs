@@ -5,14 +5,22 @@
 //! reasons, sessions, fingerprints) goes through `secrets::scrub` when its row is built, before
 //! anything can cut it; secrets themselves never reach this module. File names, `file:line`
 //! evidence and profile names are the warden's own.
+//!
+//! The text reports answer "what is wrong and what will be done" first: one row per credential
+//! with failures (its state, how often and how long it failed, the strongest evidence, the
+//! action), then the pools and the compaction risk, then a count of the informational events;
+//! `scan --events` lists every event and action as well. The JSON holds everything.
 
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
-use crate::hermes::semantics::State;
+use crate::hermes::semantics::{DeadForm, FOREVER_RESET_AT, State};
+use crate::hermes::version::VersionHow;
 use crate::pass::{Analysis, Settings, Unreadable};
 use crate::pool::attribute::{Attribution, AttributionKind, CredentialRef};
 use crate::pool::compaction::{self, CompactionRisk};
@@ -27,7 +35,11 @@ pub struct Report {
     pub hermes_home: String,
     pub generated_at: String,
     pub hermes_version: Option<String>,
+    /// Why that version was assumed.
+    pub hermes_version_source: VersionSourceRow,
     pub warden_version: &'static str,
+    /// One row per credential with failures (empty for `status`, which reads no logs).
+    pub failing_credentials: Vec<FailingCredentialRow>,
     pub events: Vec<EventRow>,
     pub actions: Vec<ActionRow>,
     pub credentials: Vec<CredentialRow>,
@@ -37,6 +49,43 @@ pub struct Report {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unreadable_homes: Vec<Unreadable>,
     pub summary: Summary,
+}
+
+/// Where the assumed Hermes version came from, and what follows from it.
+#[derive(Debug, Serialize)]
+pub struct VersionSourceRow {
+    pub how: VersionHow,
+    /// `--hermes-version`, `hermes_version in FILE`, the program read, or `PATH (...)`.
+    pub from: String,
+    /// Why the version is unknown, if it is, and the form dead marks take.
+    pub note: String,
+    /// Set when the version is newer than the newest the warden was tested with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+/// A credential with failures: what is wrong with it and what is done about it.
+#[derive(Debug, Serialize)]
+pub struct FailingCredentialRow {
+    pub profile: Option<String>,
+    pub provider: String,
+    pub credential_id: String,
+    pub label: Option<String>,
+    /// Its state in auth.json as the installed Hermes sees it (null: unknown).
+    pub state: Option<State>,
+    pub reason: Option<String>,
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+    /// Its events that are credential failures (a line several rules matched is one).
+    pub failures: usize,
+    /// `file:line` of the strongest evidence: the strongest kind (a terminal failure over a
+    /// marking), then named over correlated, then the latest.
+    pub evidence: String,
+    pub evidence_kind: FindingKind,
+    pub evidence_attribution: AttributionKind,
+    /// The action decided for it, and its result; null when none (a failure that may recover).
+    pub action: Option<Action>,
+    pub result: Option<ActionResult>,
 }
 
 #[derive(Debug, Serialize)]
@@ -210,7 +259,9 @@ pub fn build(settings: &Settings, analysis: &Analysis) -> Report {
         hermes_home: settings.root.display().to_string(),
         generated_at: format_time(settings.now, zone),
         hermes_version: settings.hermes_version.map(|v| v.to_string()),
+        hermes_version_source: version_source_row(settings),
         warden_version: env!("CARGO_PKG_VERSION"),
+        failing_credentials: failing_rows(&events, &actions, &credentials),
         events,
         actions,
         credentials,
@@ -236,6 +287,115 @@ pub fn build(settings: &Settings, analysis: &Analysis) -> Report {
             .collect(),
         summary,
     }
+}
+
+fn version_source_row(settings: &Settings) -> VersionSourceRow {
+    let source = &settings.hermes_version_source;
+    let form = match settings.policy.form {
+        DeadForm::Dead => "dead marks are written as `last_status: dead`".to_owned(),
+        DeadForm::Exhausted => format!(
+            "dead marks are written as `exhausted` until {}, which every version honours",
+            Timestamp::from_second(FOREVER_RESET_AT as i64)
+                .expect("2100-01-01 is a time")
+                .strftime("%Y-%m-%d")
+        ),
+    };
+    VersionSourceRow {
+        how: source.how(),
+        from: source.from(),
+        note: match source.unknown_because() {
+            Some(why) => format!("{why}; {form}"),
+            None => form,
+        },
+        warning: settings
+            .hermes_version
+            .and_then(|version| version.untested_warning()),
+    }
+}
+
+/// The credential an event is a failure of; `None` for an informational event (not a
+/// credential failure, or pinned to no credential).
+fn failure_of(event: &EventRow) -> Option<&CredentialRef> {
+    event
+        .kind
+        .is_credential_failure()
+        .then_some(event.credential.as_ref())
+        .flatten()
+}
+
+/// One row per credential with failures, in the order they first failed (events are ordered
+/// by profile and time), built from the rows already scrubbed.
+fn failing_rows(
+    events: &[EventRow],
+    actions: &[ActionRow],
+    credentials: &[CredentialRow],
+) -> Vec<FailingCredentialRow> {
+    type Key<'r> = (&'r Option<String>, &'r str, &'r str);
+    let mut index: HashMap<Key<'_>, usize> = HashMap::new();
+    let mut groups: Vec<(&CredentialRef, Vec<&EventRow>)> = Vec::new();
+    for event in events {
+        let Some(credential) = failure_of(event) else {
+            continue;
+        };
+        let key = (
+            &event.profile,
+            credential.provider.as_str(),
+            credential.id.as_str(),
+        );
+        let at = *index.entry(key).or_insert_with(|| {
+            groups.push((credential, Vec::new()));
+            groups.len() - 1
+        });
+        groups[at].1.push(event);
+    }
+    groups
+        .into_iter()
+        .map(|(credential, failures)| {
+            let profile = &failures[0].profile;
+            let strength = |(at, event): &(usize, &&EventRow)| {
+                let attribution = match event.attribution {
+                    AttributionKind::Named => 0,
+                    _ => 1,
+                };
+                (event.kind.rank(), attribution, Reverse(*at))
+            };
+            let (_, strongest) = failures
+                .iter()
+                .enumerate()
+                .min_by_key(strength)
+                .expect("a group has an event");
+            let same = |p: &Option<String>, provider: &str, id: &str| {
+                p == profile && provider == credential.provider && id == credential.id
+            };
+            let pool_entry = credentials
+                .iter()
+                .find(|c| same(&c.profile, &c.provider, &c.id));
+            let action = actions
+                .iter()
+                .find(|a| same(&a.profile, &a.provider, &a.credential_id));
+            FailingCredentialRow {
+                profile: profile.clone(),
+                provider: credential.provider.clone(),
+                credential_id: credential.id.clone(),
+                label: pool_entry
+                    .and_then(|c| c.label.clone())
+                    .or_else(|| credential.label.clone()),
+                state: pool_entry.and_then(|c| c.state),
+                reason: strongest
+                    .reason
+                    .clone()
+                    .or_else(|| failures.iter().rev().find_map(|e| e.reason.clone())),
+                first_seen: failures.iter().find_map(|e| e.timestamp.clone()),
+                last_seen: failures.iter().rev().find_map(|e| e.timestamp.clone()),
+                failures: failures.len(),
+                evidence: format!("{}:{}", strongest.file, strongest.line),
+                evidence_kind: strongest.kind,
+                evidence_attribution: strongest.attribution,
+                action: action.map(|a| a.action),
+                result: action.map(|a| a.result),
+            }
+        })
+        .collect()
 }
 
 /// Every event with its attribution, ordered by profile, time, file and line.
@@ -352,6 +512,22 @@ fn pool_rows(
     (credentials, compaction)
 }
 
+impl Report {
+    /// How many credentials are dead in auth.json or are, were or would be marked dead.
+    pub fn dead_credentials(&self) -> usize {
+        let dead = self
+            .credentials
+            .iter()
+            .filter(|c| c.state == Some(State::Dead))
+            .map(|c| (&c.profile, &c.provider, &c.id));
+        let marked = self
+            .actions
+            .iter()
+            .map(|a| (&a.profile, &a.provider, &a.credential_id));
+        dead.chain(marked).collect::<BTreeSet<_>>().len()
+    }
+}
+
 fn summarise(events: &[EventRow], actions: &[ActionRow], compaction: &[CompactionRisk]) -> Summary {
     let failures = || events.iter().filter(|e| e.kind.is_credential_failure());
     let results = |result| actions.iter().filter(|a| a.result == result).count();
@@ -423,9 +599,23 @@ struct Section {
     rows: Vec<Vec<String>>,
 }
 
-fn sections(report: &Report, include_logs: bool) -> Vec<Section> {
+/// What a text report shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// `status`: the pools and the compaction risk.
+    Pools,
+    /// `scan`: the credentials with failures, then the pools, then a count of the rest.
+    Failures,
+    /// `scan --events`: as `Failures`, with every event and every action listed.
+    Events,
+}
+
+fn sections(report: &Report, view: View) -> Vec<Section> {
     let mut sections = Vec::new();
-    if include_logs {
+    if view != View::Pools {
+        sections.push(failing_section(report));
+    }
+    if view == View::Events {
         sections.push(events_section(report));
         sections.push(actions_section(report));
     }
@@ -443,6 +633,75 @@ fn sections(report: &Report, include_logs: bool) -> Vec<Section> {
         });
     }
     sections
+}
+
+fn failing_section(report: &Report) -> Section {
+    Section {
+        title: "Failing credentials",
+        headers: vec![
+            "PROFILE",
+            "PROVIDER",
+            "ID",
+            "LABEL",
+            "STATE",
+            "REASON",
+            "FIRST SEEN",
+            "LAST SEEN",
+            "FAILURES",
+            "EVIDENCE",
+            "ACTION",
+        ],
+        rows: report
+            .failing_credentials
+            .iter()
+            .map(|f| {
+                vec![
+                    profile_name(&f.profile),
+                    f.provider.clone(),
+                    f.credential_id.clone(),
+                    or_dash(f.label.as_deref()),
+                    f.state.map_or("unknown", State::as_str).into(),
+                    or_dash(f.reason.as_deref()),
+                    or_dash(f.first_seen.as_deref()),
+                    or_dash(f.last_seen.as_deref()),
+                    f.failures.to_string(),
+                    f.evidence.clone(),
+                    match (f.action, f.result) {
+                        (Some(action), Some(result)) => {
+                            format!("{}: {}", action.as_str(), result_name(result))
+                        }
+                        _ => "-".into(),
+                    },
+                ]
+            })
+            .collect(),
+    }
+}
+
+/// How many events are informational (not a credential failure, or pinned to no credential),
+/// by kind, most frequent first.
+fn informational_line(report: &Report, view: View) -> String {
+    let mut by_kind: BTreeMap<FindingKind, usize> = BTreeMap::new();
+    for event in report.events.iter().filter(|e| failure_of(e).is_none()) {
+        *by_kind.entry(event.kind).or_default() += 1;
+    }
+    let total: usize = by_kind.values().sum();
+    let mut kinds: Vec<(FindingKind, usize)> = by_kind.into_iter().collect();
+    kinds.sort_by_key(|&(kind, count)| (Reverse(count), kind));
+    let mut line = format!(
+        "{total} informational events (not a credential failure, or not pinned to a credential)"
+    );
+    if total > 0 {
+        let counts: Vec<String> = kinds
+            .iter()
+            .map(|(kind, count)| format!("{} {count}", kind.as_str()))
+            .collect();
+        let _ = write!(line, ": {}", counts.join(", "));
+        if view == View::Failures {
+            line.push_str("; `scan --events` lists them");
+        }
+    }
+    line
 }
 
 fn events_section(report: &Report) -> Section {
@@ -613,18 +872,49 @@ fn summary_line(report: &Report) -> String {
     )
 }
 
+/// The assumed Hermes version and why, short: `0.15.0, configured by --hermes-version`,
+/// `0.19.0, detected from the package metadata of /usr/bin/hermes`; `None` when unknown.
+fn version_phrase(report: &Report) -> Option<String> {
+    let source = &report.hermes_version_source;
+    let version = report.hermes_version.as_deref()?;
+    let by = match source.how {
+        VersionHow::Configured => "by",
+        VersionHow::Detected => "from",
+        VersionHow::Unknown => return None,
+    };
+    Some(format!(
+        "{version}, {} {by} {}",
+        source.how.as_str(),
+        source.from
+    ))
+}
+
+/// What to say about the version beside the header: a warning when it is newer than tested,
+/// the note when it is unknown.
+fn version_remarks(report: &Report) -> Vec<String> {
+    let source = &report.hermes_version_source;
+    let mut remarks = Vec::new();
+    if let Some(warning) = &source.warning {
+        remarks.push(format!("warning: {warning}"));
+    }
+    if source.how == VersionHow::Unknown {
+        remarks.push(format!("Hermes version unknown: {}", source.note));
+    }
+    remarks
+}
+
 /// Aligned columns for a terminal.
-pub fn to_table(report: &Report, include_logs: bool) -> String {
+pub fn to_table(report: &Report, view: View) -> String {
     let mut out = format!(
         "Hermes home {} (Hermes {}), {}\n",
         report.hermes_home,
-        report
-            .hermes_version
-            .as_deref()
-            .unwrap_or("version unknown"),
+        version_phrase(report).unwrap_or_else(|| "version unknown".into()),
         report.generated_at
     );
-    for section in sections(report, include_logs) {
+    for remark in version_remarks(report) {
+        let _ = writeln!(out, "{remark}");
+    }
+    for section in sections(report, view) {
         let _ = writeln!(out, "\n{}", section.title.to_uppercase());
         if section.rows.is_empty() {
             out.push_str("  (none)\n");
@@ -654,25 +944,29 @@ pub fn to_table(report: &Report, include_logs: bool) -> String {
             out.push_str(&render(row.iter().map(String::as_str).collect()));
         }
     }
-    if include_logs {
-        let _ = writeln!(out, "\n{}", summary_line(report));
+    if view != View::Pools {
+        let _ = writeln!(out, "\n{}", informational_line(report, view));
+        let _ = writeln!(out, "{}", summary_line(report));
     }
     out
 }
 
 /// A report to paste into a bug report or an issue.
-pub fn to_markdown(report: &Report) -> String {
+pub fn to_markdown(report: &Report, view: View) -> String {
     let mut out = String::from("# hermes-warden scan\n\n");
     let _ = writeln!(out, "- Hermes home: `{}`", report.hermes_home);
     let _ = writeln!(
         out,
         "- Hermes version: {}",
-        report.hermes_version.as_deref().unwrap_or("unknown")
+        version_phrase(report).unwrap_or_else(|| "unknown".into())
     );
+    for remark in version_remarks(report) {
+        let _ = writeln!(out, "- {remark}");
+    }
     let _ = writeln!(out, "- hermes-warden: {}", report.warden_version);
     let _ = writeln!(out, "- Generated: {}", report.generated_at);
     let _ = writeln!(out, "\n**Summary:** {}.", summary_line(report));
-    for section in sections(report, true) {
+    for section in sections(report, view) {
         let _ = writeln!(out, "\n## {}\n", section.title);
         if section.rows.is_empty() {
             out.push_str("None.\n");
@@ -686,6 +980,7 @@ pub fn to_markdown(report: &Report) -> String {
             let _ = writeln!(out, "| {} |", cells.join(" | "));
         }
     }
+    let _ = writeln!(out, "\n{}.", informational_line(report, view));
     if !report.files.is_empty() {
         out.push_str(
             "\n## Files read\n\n| FILE | LINES | BYTES | CUT LINES |\n|---|---|---|---|\n",

@@ -12,7 +12,7 @@ use jiff::tz::TimeZone;
 use crate::hermes::home::LogFile;
 use crate::hermes::home::{Target, log_files_oldest_first};
 use crate::hermes::semantics::Semantics;
-use crate::hermes::version::HermesVersion;
+use crate::hermes::version::{HermesVersion, VersionSource};
 use crate::observe::events::{StateFile, StateFileTrouble, WardenEvent};
 use crate::pool::attribute::{Attribution, Windows, attribute};
 use crate::pool::compaction;
@@ -35,6 +35,8 @@ pub struct Settings {
     pub rules: RuleSet,
     pub zone: TimeZone,
     pub hermes_version: Option<HermesVersion>,
+    /// Where `hermes_version` came from (or why it is unknown).
+    pub hermes_version_source: VersionSource,
     pub windows: Windows,
     pub max_line: usize,
     pub now: Timestamp,
