@@ -272,3 +272,359 @@ fn openrouter_and_anthropic_key_failures_are_counted_not_acted_on() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Chained rotation, rotated-to lines, failed provider calls (scenarios `codex-chained-rotation`
+// and `codex-api-call-failed`, see tests/hermes/README.md).
+
+/// The lines of a log of the home, in order (line N is `lines[N - 1]`).
+fn log_lines(home: &HermesHome, file: &str) -> Vec<String> {
+    std::fs::read_to_string(home.root.join(file))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// 1-based number of the first line of `lines` at or after `from` (1-based) containing `needle`.
+fn line_no(lines: &[String], from: usize, needle: &str) -> usize {
+    lines
+        .iter()
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .find(|(_, line)| line.contains(needle))
+        .map(|(i, _)| i + 1)
+        .unwrap_or_else(|| {
+            panic!(
+                "no line containing {needle:?} from line {from}:\n{}",
+                lines.join("\n")
+            )
+        })
+}
+
+fn event_credential(event: &Value) -> Option<&str> {
+    event["credential"]["id"].as_str()
+}
+
+/// carol (healthy) is the credential of no event and no action; the actions are exactly one
+/// `mark_dead` for each of `dead`.
+fn only_revoked_seats_are_acted_on(scan: &Value, carol: &str, dead: &[&str]) {
+    let pretty = serde_json::to_string_pretty(scan).unwrap();
+    for event in scan["events"].as_array().unwrap() {
+        assert_ne!(
+            event_credential(event),
+            Some(carol),
+            "carol is healthy: {event}\n{pretty}"
+        );
+    }
+    let mut acted: Vec<&str> = actions(scan)
+        .iter()
+        .map(|a| {
+            assert_eq!(a["action"], "mark_dead", "{a}");
+            a["credential_id"].as_str().unwrap()
+        })
+        .collect();
+    acted.sort_unstable();
+    let mut expected = dead.to_vec();
+    expected.sort_unstable();
+    assert_eq!(acted, expected, "{pretty}");
+    for id in dead {
+        assert!(
+            scan["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| event_credential(e) == Some(id) && e["attribution"] == "named"),
+            "{id} is attributed by name somewhere: {pretty}"
+        );
+    }
+}
+
+/// `Credential 401 (...) — rotated to pool entry ID` names the entry moved TO: its event (if any)
+/// must not be that entry's. Every such line of agent.log is checked, and there must be some.
+fn rotated_to_lines_are_context(home: &HermesHome, scan: &Value) {
+    let agent = log_lines(home, "logs/agent.log");
+    let rotated: Vec<(usize, String)> = agent
+        .iter()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            line.split_once("rotated to pool entry ")
+                .map(|(_, id)| (i + 1, id.trim().to_owned()))
+        })
+        .collect();
+    assert_eq!(
+        rotated.len(),
+        2,
+        "alice -> bob, bob -> carol:\n{}",
+        agent.join("\n")
+    );
+    for event in scan["events"].as_array().unwrap() {
+        if event["file"] != "logs/agent.log" {
+            continue;
+        }
+        let line = event["line"].as_u64().unwrap() as usize;
+        if let Some((_, next_id)) = rotated.iter().find(|(n, _)| *n == line) {
+            assert_eq!(event["rule"], "rotated-to-pool-entry", "{event}");
+            assert_ne!(
+                event_credential(event),
+                Some(next_id.as_str()),
+                "the entry moved TO is not the one that failed: {event}"
+            );
+        }
+    }
+    // `credential pool: rotated to LABEL` lines are no events at all.
+    for (i, line) in agent.iter().enumerate() {
+        if line.contains("credential pool: rotated to ") {
+            assert!(
+                !scan["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e["file"] == "logs/agent.log" && e["line"] == (i + 1) as u64),
+                "line {}: {line}",
+                i + 1
+            );
+        }
+    }
+}
+
+/// `scan --apply`, then Hermes's own `select()` (round robin, 4 picks at each offset) never
+/// returns a revoked seat and does return carol.
+fn after_apply_hermes_selects_only(home: &HermesHome, carol: &str, revoked: &[&str]) {
+    let output = crate::util::warden_in(&home.root)
+        .args([
+            "--hermes-version",
+            &home.version,
+            "--now",
+            &home.just_after(),
+        ])
+        .args(["scan", "--apply", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "scan --apply: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        home.describe()
+    );
+    let result = crate::util::probe(
+        &home.root,
+        &home.version,
+        "select",
+        &[
+            "--provider",
+            "openai-codex",
+            "--times",
+            "4",
+            "--offsets",
+            "0,400,4000,100000000",
+        ],
+    );
+    let selections = result["selections"].as_object().unwrap();
+    assert_eq!(selections.len(), 4, "{result}");
+    for (offset, ids) in selections {
+        let ids: Vec<&str> = ids
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        for id in revoked {
+            assert!(
+                !ids.contains(id),
+                "+{offset} s: Hermes selected {id}: {result}"
+            );
+        }
+        assert!(
+            ids.contains(&carol),
+            "+{offset} s: carol not selected: {result}"
+        );
+    }
+}
+
+#[test]
+fn chained_rotation_on_015_pairs_the_payload_with_the_last_marked_seat() {
+    let home = HermesHome::build("codex-chained-rotation", "0.15.0");
+    let alice = home.credential_id("alice@example.com", None);
+    let bob = home.credential_id("bob@example.com", None);
+    let carol = home.credential_id("carol@example.com", None);
+    // The chain really happened, in one compaction: alice marked, bob marked, then the payload.
+    let agent = log_lines(&home, "logs/agent.log");
+    let chain_session = home.manifest["sessions"][1]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let alice_mark = line_no(
+        &agent,
+        1,
+        &format!(
+            "[{chain_session}] agent.credential_pool: credential pool: marking alice@example.com exhausted (status=401), rotating"
+        ),
+    );
+    let bob_mark = line_no(
+        &agent,
+        alice_mark,
+        &format!(
+            "[{chain_session}] agent.credential_pool: credential pool: marking bob@example.com exhausted (status=401), rotating"
+        ),
+    );
+    let payload = line_no(
+        &agent,
+        bob_mark,
+        "Failed to generate context summary: Error code: 401",
+    );
+    assert!(
+        agent[payload - 1].contains(&chain_session),
+        "{}",
+        agent[payload - 1]
+    );
+    assert!(
+        !agent[bob_mark..payload - 1]
+            .iter()
+            .any(|l| l.contains("Failed to generate context summary")),
+        "no payload between the two marks"
+    );
+
+    let scan = home.scan(&[]);
+    let terminal = events_of(&scan, "summary-failed-terminal-auth");
+    assert_eq!(terminal.len(), 2, "{}", home.describe());
+    let chained = terminal
+        .iter()
+        .find(|e| e["session"] == chain_session.as_str())
+        .expect("the chained payload is an event");
+    assert_eq!(chained["attribution"], "named", "{chained}");
+    assert_eq!(event_credential(chained), Some(bob.as_str()), "{chained}");
+    assert_eq!(chained["named_by"], format!("logs/agent.log:{bob_mark}"));
+    let first = terminal
+        .iter()
+        .find(|e| e["session"] != chain_session.as_str())
+        .unwrap();
+    assert_eq!(event_credential(first), Some(alice.as_str()), "{first}");
+
+    only_revoked_seats_are_acted_on(&scan, &carol, &[&alice, &bob]);
+    assert!(actions(&scan).iter().all(|a| a["result"] == "would_apply"));
+    rotated_to_lines_are_context(&home, &scan);
+    after_apply_hermes_selects_only(&home, &carol, &[&alice, &bob]);
+}
+
+#[test]
+#[ignore = "warden: on 0.15 the chained compaction payload is alice's error (call_llm re-raises the \
+            first exception) but is paired with bob's mark, so bob's mark_dead reason is \
+            token_invalidated, not his own token_revoked (see the report)"]
+fn chained_rotation_on_015_gives_the_last_marked_seat_its_own_reason() {
+    let home = HermesHome::build("codex-chained-rotation", "0.15.0");
+    let bob = home.credential_id("bob@example.com", None);
+    let scan = home.scan(&[]);
+    let action = actions(&scan)
+        .iter()
+        .find(|a| a["credential_id"] == bob.as_str())
+        .expect("an action for bob");
+    assert_eq!(action["reason"], "token_revoked", "{action}");
+}
+
+#[test]
+fn chained_rotation_on_019_marks_both_revoked_seats_and_never_carol() {
+    let home = HermesHome::build("codex-chained-rotation", "0.19.0");
+    let alice = home.credential_id("alice@example.com", None);
+    let bob = home.credential_id("bob@example.com", None);
+    let carol = home.credential_id("carol@example.com", None);
+    // 0.19's compaction never reaches its pool recovery (the auth-refresh retry retries alice):
+    // the chain happens in the agent turn, where carol then answers, so no payload follows it.
+    let errors = log_lines(&home, "logs/errors.log");
+    let alice_dead = line_no(
+        &errors,
+        1,
+        "credential pool: marking alice@example.com DEAD (status=401, reason=token_invalidated)",
+    );
+    line_no(
+        &errors,
+        alice_dead,
+        "credential pool: marking bob@example.com DEAD (status=401, reason=token_revoked)",
+    );
+
+    let scan = home.scan(&[]);
+    let dead = events_of(&scan, "hermes-marked-dead");
+    assert_eq!(dead.len(), 2, "{}", home.describe());
+    assert_eq!(event_credential(dead[0]), Some(alice.as_str()));
+    assert_eq!(dead[0]["reason"], "token_invalidated");
+    assert_eq!(event_credential(dead[1]), Some(bob.as_str()));
+    assert_eq!(dead[1]["reason"], "token_revoked");
+    let chain_session = home.manifest["sessions"][1]["id"].as_str().unwrap();
+    let terminal = events_of(&scan, "summary-failed-terminal-auth");
+    assert_eq!(terminal.len(), 2, "{}", home.describe());
+    let unmarked = terminal
+        .iter()
+        .find(|e| e["session"] == chain_session)
+        .unwrap();
+    assert_eq!(
+        unmarked["attribution"], "unattributed",
+        "no marking line in its session: {unmarked}"
+    );
+    assert!(unmarked["unattributed_because"].is_string());
+
+    only_revoked_seats_are_acted_on(&scan, &carol, &[&alice, &bob]);
+    assert!(actions(&scan).iter().all(|a| a["result"] == "already_dead"));
+    rotated_to_lines_are_context(&home, &scan);
+    after_apply_hermes_selects_only(&home, &carol, &[&alice, &bob]);
+}
+
+fn failed_provider_calls_are_counted(version: &str) {
+    let home = HermesHome::build("codex-api-call-failed", version);
+    let alice = home.credential_id("alice@example.com", None);
+    let bob = home.credential_id("bob@example.com", None);
+    let scan = home.scan(&[]);
+    let pretty = serde_json::to_string_pretty(&scan["events"]).unwrap();
+    let errors = log_lines(&home, "logs/errors.log");
+    let attempts = errors
+        .iter()
+        .filter(|l| {
+            l.contains("API call failed (attempt ")
+                && l.contains("summary=HTTP 429: The usage limit has been reached")
+        })
+        .count();
+    assert_eq!(attempts, 3, "{}", home.describe());
+    let rate_limited = events_of(&scan, "api-call-failed-rate-limit");
+    assert_eq!(
+        rate_limited.len(),
+        attempts,
+        "one event per failed call: {pretty}"
+    );
+    let gave_up = events_of(&scan, "api-call-gave-up-rate-limit");
+    assert_eq!(gave_up.len(), 1, "{pretty}");
+    for event in rate_limited.iter().chain(&gave_up) {
+        assert_eq!(event["kind"], "rate_limit", "{event}");
+        assert_eq!(event["provider"], "openai-codex", "{event}");
+        assert_eq!(event["status"], 429, "{event}");
+    }
+    let revoked = events_of(&scan, "api-call-failed-terminal-auth");
+    assert_eq!(revoked.len(), 1, "{pretty}");
+    assert!(
+        errors[revoked[0]["line"].as_u64().unwrap() as usize - 1].ends_with(
+            "summary=HTTP 401: Encountered invalidated oauth token for user, failing request"
+        )
+    );
+    assert_eq!(revoked[0]["reason"], "token_revoked");
+    assert_eq!(revoked[0]["status"], 401);
+    assert_eq!(revoked[0]["provider"], "openai-codex");
+    assert_eq!(event_credential(revoked[0]), Some(bob.as_str()));
+    // A usage limit is never acted on: the only action is bob's.
+    let acted: Vec<&Value> = actions(&scan).iter().collect();
+    assert_eq!(
+        acted.len(),
+        1,
+        "{}",
+        serde_json::to_string_pretty(&scan).unwrap()
+    );
+    assert_eq!(acted[0]["credential_id"], bob.as_str());
+    assert!(acted.iter().all(|a| a["credential_id"] != alice.as_str()));
+}
+
+#[test]
+fn failed_provider_calls_on_015_are_events_never_actions() {
+    failed_provider_calls_are_counted("0.15.0");
+}
+
+#[test]
+fn failed_provider_calls_on_019_are_events_never_actions() {
+    failed_provider_calls_are_counted("0.19.0");
+}

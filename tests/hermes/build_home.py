@@ -143,6 +143,39 @@ def codex_429_usage_limit() -> dict:
     }
 
 
+CODEX_OK = object()  # reply body marker: answer with a successful Responses event stream
+
+
+def codex_ok_events() -> List[dict]:
+    """The Responses API events of a short successful answer ("Done.")."""
+    text = "Done."
+    part = {"type": "output_text", "text": text, "annotations": []}
+    item = {"type": "message", "id": "msg_fake0", "role": "assistant", "status": "completed",
+            "content": [part]}
+    response = {"id": "resp_fake0", "object": "response", "created_at": int(time.time()),
+                "model": CODEX_MODEL, "status": "in_progress", "output": [], "usage": None}
+    done = dict(response, status="completed", output=[item],
+                usage={"input_tokens": 12, "output_tokens": 2, "total_tokens": 14,
+                       "input_tokens_details": {"cached_tokens": 0},
+                       "output_tokens_details": {"reasoning_tokens": 0}})
+    return [
+        {"type": "response.created", "response": response},
+        {"type": "response.in_progress", "response": response},
+        {"type": "response.output_item.added", "output_index": 0,
+         "item": dict(item, status="in_progress", content=[])},
+        {"type": "response.content_part.added", "item_id": "msg_fake0", "output_index": 0,
+         "content_index": 0, "part": dict(part, text="")},
+        {"type": "response.output_text.delta", "item_id": "msg_fake0", "output_index": 0,
+         "content_index": 0, "delta": text},
+        {"type": "response.output_text.done", "item_id": "msg_fake0", "output_index": 0,
+         "content_index": 0, "text": text},
+        {"type": "response.content_part.done", "item_id": "msg_fake0", "output_index": 0,
+         "content_index": 0, "part": part},
+        {"type": "response.output_item.done", "output_index": 0, "item": item},
+        {"type": "response.completed", "response": done},
+    ]
+
+
 OPENROUTER_401_USER_NOT_FOUND = {"error": {"message": "User not found.", "code": 401}}
 ANTHROPIC_401_AUTH = {
     "type": "error",
@@ -288,8 +321,22 @@ class FakeProvider:
                 if reply is None:
                     self._send(500, {"error": {"message": "fake provider: unexpected credential"}})
                     return
+                if reply.body is CODEX_OK:
+                    self._send_codex_stream()
+                    return
                 body = reply.body() if callable(reply.body) else reply.body
                 self._send(reply.status, body)
+
+            def _send_codex_stream(self) -> None:
+                """A healthy credential: a minimal completed Responses API event stream."""
+                payload = b"".join(
+                    f"event: {event['type']}\ndata: {json.dumps(dict(event, sequence_number=n))}\n\n".encode()
+                    for n, event in enumerate(codex_ok_events()))
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -397,11 +444,8 @@ class Harness:
         with mock.patch("uuid.uuid4", return_value=fixed):
             yield
 
-    def add_codex(self, label: str, entry_id: str, token_name: str) -> None:
-        """`hermes auth add openai-codex --label LABEL`, with the device-code login
-        stubbed to return fake tokens (same dict shape as the real function)."""
+    def _fake_codex_login(self, token_name: str) -> Callable[[], Dict[str, Any]]:
         import hermes_cli.auth as auth_mod
-        from hermes_cli.auth_commands import auth_add_command
 
         def fake_device_code_login() -> Dict[str, Any]:
             return {
@@ -409,7 +453,10 @@ class Harness:
                     "access_token": codex_token(token_name),
                     "refresh_token": codex_token(token_name, "refresh"),
                 },
-                "base_url": auth_mod.DEFAULT_CODEX_BASE_URL,
+                # As the real login: $HERMES_CODEX_BASE_URL, else the default (the scenarios
+                # whose requests go through Hermes's own client code point it at the loopback).
+                "base_url": os.getenv("HERMES_CODEX_BASE_URL", "").strip().rstrip("/")
+                or auth_mod.DEFAULT_CODEX_BASE_URL,
                 "last_refresh": _dt.datetime.fromtimestamp(time.time(), _dt.timezone.utc)
                 .isoformat()
                 .replace("+00:00", "Z"),
@@ -417,6 +464,15 @@ class Harness:
                 "source": "device-code",
             }
 
+        return fake_device_code_login
+
+    def add_codex(self, label: str, entry_id: str, token_name: str) -> None:
+        """`hermes auth add openai-codex --label LABEL`, with the device-code login
+        stubbed to return fake tokens (same dict shape as the real function)."""
+        import hermes_cli.auth as auth_mod
+        from hermes_cli.auth_commands import auth_add_command
+
+        fake_device_code_login = self._fake_codex_login(token_name)
         if self.version in CODEX_ADD_COLLAPSES:
             # What `hermes auth add openai-codex` does in 0.15 and 0.17+, with this version's
             # own pool classes: one `manual:device_code` entry per account (see CODEX_ADD_COLLAPSES).
@@ -552,8 +608,46 @@ class Harness:
         if summary is not None:
             raise RuntimeError("harness: compaction unexpectedly succeeded")
 
+    def real_compaction(self, session_id: str) -> None:
+        """One context compaction with NOTHING of Hermes's replaced: the real
+        ContextCompressor._generate_summary calls the real auxiliary_client.call_llm, which
+        builds its Codex client from the pool (`_select_pool_entry`: load_pool().select(),
+        the entry's base_url, i.e. $HERMES_CODEX_BASE_URL at `hermes auth add` time, the
+        loopback server) and, on a 401, runs its own same-provider pool recovery
+        (`_recover_provider_pool` with `failed_api_key`, then `_retry_same_provider_sync`
+        with the next entry and, when that fails too, `_recover_provider_pool` again,
+        without `failed_api_key`) before the compressor logs the payload.
+
+        One stub: `auxiliary_client.base_url_host_matches(URL, "chatgpt.com")` is true for the
+        loopback server, which stands in for chatgpt.com (Hermes infers the pool to recover
+        from the client's host, `_recoverable_pool_provider`, when the compression provider is
+        `auto`); every other answer is Hermes's own."""
+        import agent.auxiliary_client as aux
+        import agent.context_compressor as cc
+
+        real_matches = aux.base_url_host_matches
+        loopback = self.server.url
+
+        def host_matches(base_url: str, domain: str) -> bool:
+            if domain == "chatgpt.com" and str(base_url or "").startswith(loopback):
+                return True
+            return real_matches(base_url, domain)
+
+        compressor = cc.ContextCompressor(
+            model=CODEX_MODEL,
+            provider=CODEX,
+            base_url=f"{self.server.url}/backend-api/codex",
+            api_mode="codex_responses",
+            config_context_length=272_000,
+            quiet_mode=True,
+        )
+        with mock.patch.object(aux, "base_url_host_matches", host_matches):
+            summary = compressor._generate_summary(list(SESSION_TURNS))
+        if summary is not None:
+            raise RuntimeError("harness: compaction unexpectedly succeeded")
+
     def agent_turn(self, *, provider: str, model: str, api_mode: str, base_url: str,
-                   session_id: str, message: str) -> dict:
+                   session_id: str, message: str, expect_failure: bool = True) -> dict:
         """One real AIAgent.run_conversation turn against the fake provider, with the
         provider's credential pool attached (Hermes's own recovery marks the entry)."""
         import agent.model_metadata as model_metadata
@@ -594,8 +688,9 @@ class Harness:
                 close = getattr(agent, "close", None)
                 if callable(close):
                     close()
-        if not result.get("failed"):
-            raise RuntimeError(f"harness: agent turn did not fail: {result!r}")
+        if bool(result.get("failed")) != expect_failure:
+            raise RuntimeError(f"harness: agent turn {'did not fail' if expect_failure else 'failed'}: "
+                               f"{result!r}")
         return result
 
     # -- manifest -----------------------------------------------------------------
@@ -854,6 +949,88 @@ def scenario_anthropic_auth_error(h: Harness) -> str:
             "is not terminal) and logs 'API call failed' and 'Non-retryable client error'.")
 
 
+CHAIN_GAP = 3 * 3600  # bob is revoked hours after alice; alice's cooldown is long over
+
+CODEX_401_REVOKED = {
+    "error": {
+        "message": "Encountered invalidated oauth token for user, failing request",
+        "code": "token_revoked",
+    },
+    "status": 401,
+}
+
+
+def codex_pool_alice_bob_carol(h: Harness) -> None:
+    """openai-codex pool [alice, bob, carol] via `hermes auth add`, every entry's base_url the
+    loopback server (the real login takes it from $HERMES_CODEX_BASE_URL)."""
+    os.environ["HERMES_CODEX_BASE_URL"] = f"{h.server.url}/backend-api/codex"
+    h.configure_codex_main()
+    for label, entry_id, name in (("alice@example.com", "a11ce0", "alice"),
+                                  ("bob@example.com", "b0b000", "bob"),
+                                  ("carol@example.com", "ca201e", "carol")):
+        h.add_codex(label, entry_id, name)
+
+
+def scenario_codex_chained_rotation(h: Harness) -> str:
+    h.open_home()
+    codex_pool_alice_bob_carol(h)
+    h.server.reply(codex_token("carol"), 200, CODEX_OK, revoked=False, summary="200 ok")
+    revoke(h, "alice")
+    session = h.start_session("c4a1e0")
+    h.compaction_attempt(session, recovery="auxiliary")
+    h.end_session()
+    h.clock.advance(CHAIN_GAP)
+    revoke(h, "bob", CODEX_401_REVOKED, summary="401 token_revoked")
+    session = h.start_session("c4a1e1")
+    h.real_compaction(session)
+    h.end_session()
+    h.clock.advance(COOLDOWN_GAP)
+    session = h.clock.session_id("c4a1e2")
+    h.sessions.append({"profile": None, "id": session})
+    h.agent_turn(provider=CODEX, model=CODEX_MODEL, api_mode="codex_responses",
+                 base_url=f"{h.server.url}/backend-api/codex", session_id=session,
+                 message="hello", expect_failure=False)
+    return (f"{h.version}: openai-codex pool [alice, bob, carol] (entries' base_url the loopback, via "
+            "$HERMES_CODEX_BASE_URL). T0: alice revoked (401 token_invalidated); one compaction "
+            "recorded by Hermes's _recover_provider_pool: marking alice + payload. T0+3h: bob revoked "
+            "(401 token_revoked); one REAL compaction (real call_llm, only the chatgpt.com host check "
+            "stubbed). <= 0.15: chain in one call: marking alice, rotated to bob, marking bob, rotated "
+            "to carol, then the payload, which is ALICE's error text (call_llm's bare `raise` re-raises "
+            "the first exception). 0.19: call_llm's auth-refresh retry (pool-token fallback of "
+            "resolve_codex_runtime_credentials) retries alice; no marking; payload. T0+3h+310s: one real "
+            "AIAgent turn: alice 401 -> marked, `Credential 401 (auth refresh failed) — rotated to pool "
+            "entry b0b000`, bob 401 -> marked (0.19: both DEAD lines), `... rotated to pool entry "
+            "ca201e`, carol answers. carol is healthy throughout.")
+
+
+def scenario_codex_api_call_failed(h: Harness) -> str:
+    os.environ["HERMES_CODEX_BASE_URL"] = f"{h.server.url}/backend-api/codex"
+    h.open_home()
+    h.configure_codex_main()
+    h.add_codex("alice@example.com", "a11ce0", "alice")
+    revoke(h, "alice", codex_429_usage_limit, status=429, summary="429 usage_limit_reached", revoked=False)
+    session = h.clock.session_id("a429a1")
+    h.sessions.append({"profile": None, "id": session})
+    h.agent_turn(provider=CODEX, model=CODEX_MODEL, api_mode="codex_responses",
+                 base_url=f"{h.server.url}/backend-api/codex", session_id=session, message="hello")
+    h.clock.advance(60)
+    h.add_codex("bob@example.com", "b0b000", "bob")
+    revoke(h, "bob", CODEX_401_REVOKED, summary="401 token_revoked")
+    session = h.clock.session_id("a401b0")
+    h.sessions.append({"profile": None, "id": session})
+    h.agent_turn(provider=CODEX, model=CODEX_MODEL, api_mode="codex_responses",
+                 base_url=f"{h.server.url}/backend-api/codex", session_id=session, message="hello")
+    return (f"{h.version}: two real AIAgent turns on openai-codex. 1: pool [alice]; alice answers 429 "
+            "usage_limit_reached: marking alice exhausted (status=429), no available entries, WARNING "
+            "`API call failed (attempt 1/3) error_type=RateLimitError ... summary=HTTP 429: The usage "
+            "limit has been reached` x3 (real retry back-off, ~7 s), ERROR `API call failed after 3 "
+            "retries. HTTP 429: ... | provider=openai-codex model=...`. 2 (60 s later): bob added, "
+            "revoked 401 token_revoked; marking bob (0.19: DEAD), `API call failed (attempt 1/3) "
+            "error_type=AuthenticationError ... summary=HTTP 401: Encountered invalidated oauth token "
+            "for user, failing request`, `Non-retryable client error: Error code: 401 - {...}`. "
+            "alice is rate-limited, not revoked.")
+
+
 ANY_VERSION = "any"
 
 
@@ -877,6 +1054,8 @@ SCENARIOS: Dict[str, Scenario] = {
     "unattributable": Scenario(scenario_unattributable, "0.15.0", 0),
     "openrouter-user-not-found": Scenario(scenario_openrouter_user_not_found, "0.19.0", 0),
     "anthropic-auth-error": Scenario(scenario_anthropic_auth_error, "0.19.0", 0),
+    "codex-api-call-failed": Scenario(scenario_codex_api_call_failed, ANY_VERSION, 60),
+    "codex-chained-rotation": Scenario(scenario_codex_chained_rotation, ANY_VERSION, CHAIN_GAP + COOLDOWN_GAP),
 }
 
 
