@@ -82,8 +82,9 @@ fn scan_markdown_events() {
     ));
 }
 
-/// The fixture's revoked credential is one row: six failures (three markings, three
-/// compaction failures carrying the 401), the strongest evidence the last terminal failure.
+/// The fixture's revoked credential is one row: three failures (three compactions, each a
+/// marking line and the compaction failure carrying the 401 paired with it), the strongest
+/// evidence the last terminal failure.
 #[test]
 fn the_revoked_credential_is_one_row_with_its_strongest_evidence() {
     let json: serde_json::Value = serde_json::from_str(&report(
@@ -103,7 +104,7 @@ fn the_revoked_credential_is_one_row_with_its_strongest_evidence() {
             "reason": "token_invalidated",
             "first_seen": "2026-05-28T20:16:20.978+00:00",
             "last_seen": "2026-05-28T20:26:41.157+00:00",
-            "failures": 6,
+            "failures": 3,
             "evidence": "logs/errors.log:3",
             "evidence_kind": "terminal_auth_failure",
             "evidence_attribution": "named",
@@ -137,7 +138,7 @@ fn the_revoked_credential_is_one_row_with_its_strongest_evidence() {
             "token_invalidated",
             "2026-05-28T20:16:20.978+00:00",
             "2026-05-28T20:26:41.157+00:00",
-            "6",
+            "3",
             "logs/errors.log:3",
             "mark_dead:",
             "would_apply"
@@ -161,7 +162,8 @@ fn an_already_dead_credential_row_says_so() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["profile"], "work");
     assert_eq!(rows[0]["state"], "dead");
-    assert_eq!(rows[0]["failures"], 2);
+    // The DEAD line and the payload paired with it are one failure.
+    assert_eq!(rows[0]["failures"], 1);
     assert_eq!(rows[0]["evidence"], "profiles/work/logs/errors.log:2");
     assert_eq!(rows[0]["result"], "already_dead");
 }

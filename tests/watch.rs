@@ -134,10 +134,13 @@ impl Drop for Daemon {
     }
 }
 
+/// The complete lines of the audit log (a line the daemon is appending right now is not one
+/// yet).
 pub fn audit(home: &Path) -> Vec<Value> {
     match std::fs::read_to_string(home.join("warden/audit.jsonl")) {
         Ok(text) => text
-            .lines()
+            .split_inclusive('\n')
+            .filter(|line| line.ends_with('\n'))
             .map(|line| serde_json::from_str(line).expect("audit lines are JSON"))
             .collect(),
         Err(_) => Vec::new(),

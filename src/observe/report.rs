@@ -12,7 +12,7 @@
 //! `scan --events` lists every event and action as well. The JSON holds everything.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 
 use jiff::Timestamp;
@@ -76,7 +76,8 @@ pub struct FailingCredentialRow {
     pub reason: Option<String>,
     pub first_seen: Option<String>,
     pub last_seen: Option<String>,
-    /// Its events that are credential failures (a line several rules matched is one).
+    /// How many times it failed: its events that are credential failures (a line several
+    /// rules matched is one), a marking line and the payload line paired with it being one.
     pub failures: usize,
     /// `file:line` of the strongest evidence: the strongest kind (a terminal failure over a
     /// marking), then named over correlated, then the latest.
@@ -331,6 +332,7 @@ fn failing_rows(
     credentials: &[CredentialRow],
 ) -> Vec<FailingCredentialRow> {
     type Key<'r> = (&'r Option<String>, &'r str, &'r str);
+    let paired = paired_markings(events);
     let mut index: HashMap<Key<'_>, usize> = HashMap::new();
     let mut groups: Vec<(&CredentialRef, Vec<&EventRow>)> = Vec::new();
     for event in events {
@@ -387,7 +389,10 @@ fn failing_rows(
                     .or_else(|| failures.iter().rev().find_map(|e| e.reason.clone())),
                 first_seen: failures.iter().find_map(|e| e.timestamp.clone()),
                 last_seen: failures.iter().rev().find_map(|e| e.timestamp.clone()),
-                failures: failures.len(),
+                failures: failures
+                    .iter()
+                    .filter(|e| counted_failure(e, &paired))
+                    .count(),
                 evidence: format!("{}:{}", strongest.file, strongest.line),
                 evidence_kind: strongest.kind,
                 evidence_attribution: strongest.attribution,
@@ -528,8 +533,25 @@ impl Report {
     }
 }
 
+/// The `file:line` of the marking lines a payload line was paired with: a marking and its
+/// payload are one failure, counted once.
+fn paired_markings(events: &[EventRow]) -> HashSet<&str> {
+    events
+        .iter()
+        .filter_map(|event| event.named_by.as_deref())
+        .collect()
+}
+
+/// Whether `event` counts as a failure: a credential failure, unless it is a marking line a
+/// payload was paired with.
+fn counted_failure(event: &EventRow, paired: &HashSet<&str>) -> bool {
+    event.kind.is_credential_failure()
+        && !paired.contains(format!("{}:{}", event.file, event.line).as_str())
+}
+
 fn summarise(events: &[EventRow], actions: &[ActionRow], compaction: &[CompactionRisk]) -> Summary {
-    let failures = || events.iter().filter(|e| e.kind.is_credential_failure());
+    let paired = paired_markings(events);
+    let failures = || events.iter().filter(|e| counted_failure(e, &paired));
     let results = |result| actions.iter().filter(|a| a.result == result).count();
     Summary {
         events: events.len(),
