@@ -19,7 +19,9 @@
 //!   whose first line was still incomplete at the last checkpoint. A file that was empty when
 //!   the tailer last looked at it (opened it, found it truncated, or read it) and was filled,
 //!   copied, truncated and written again before the next poll has its copy delivered after
-//!   the newer lines (in full, but out of order);
+//!   the newer lines (in full, but out of order). A backup that begins like the file being
+//!   read is its copy even when the truncation happens during a poll, after the live file was
+//!   looked at: its lines are not delivered a second time;
 //! - holds a partial last line until its newline arrives, and cuts a line longer than the limit
 //!   (before the run of token characters the cut went through, as `secrets::cut_line` does);
 //! - resumes from checkpoints: a file found again (live or as a backup) continues at its
@@ -742,6 +744,14 @@ impl Tailer {
             Some(reader) => current_head(&reader.file)?,
             None => None,
         };
+        // And as it was when the reader last read it: logrotate may have truncated the live file
+        // since step 2 of this poll looked at it, and a backup that begins like the file being
+        // read is its copy (copytruncate), whose unread rest the next poll's truncation check
+        // reads. Read here whole, it would deliver every line again.
+        let reading_head = self
+            .current
+            .as_ref()
+            .and_then(|reader| reader.identity.head.clone());
         let mut seen = Vec::new();
         for backup in backups_oldest_first(&self.path) {
             let file = match open_regular(&backup) {
@@ -765,7 +775,8 @@ impl Tailer {
                     .seen_backups
                     .iter()
                     .any(|s| s.identity.same_file(&identity))
-                || (identity.head.is_some() && identity.head == live_head);
+                || (identity.head.is_some()
+                    && (identity.head == live_head || identity.head == reading_head));
             let length = reader.file.metadata()?.len();
             seen.push(FilePosition {
                 identity,
