@@ -10,6 +10,7 @@ command -v python3 >/dev/null || need_debs+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_debs+=(python3-venv)
 command -v rg >/dev/null || need_debs+=(ripgrep)
 command -v logrotate >/dev/null || need_debs+=(logrotate)
+command -v promtool >/dev/null || need_debs+=(prometheus)
 if ((${#need_debs[@]})); then
     echo "test.sh: installing Debian packages: ${need_debs[*]}"
     sudo_cmd=()

@@ -19,7 +19,7 @@ use crate::hermes::version::{self, HermesVersion, VersionSource};
 use crate::observe::audit::{AuditLog, Reach};
 use crate::observe::events::{StateFile, WardenEvent};
 use crate::observe::log::log;
-use crate::observe::report;
+use crate::observe::{metrics, report};
 use crate::pass::{self, Analysis, Settings, snapshot_in};
 use crate::read::scanner::{Hit, LogScanner, ScanStats};
 use crate::remediate::remedy::{Policy, Remedy};
@@ -483,6 +483,11 @@ fn status(settings: &Settings, format: StatusFormat) -> Result<(), Failure> {
     match format {
         StatusFormat::Table => print(&report::to_table(&report, report::View::Pools)),
         StatusFormat::Json => emit(|out| report::write_json(&report, out)),
+        StatusFormat::Prometheus => print(
+            &metrics::state_gauges(&report)
+                .and_then(|registry| metrics::to_text(&registry))
+                .map_err(|error| Failure::runtime(anyhow::anyhow!("metrics: {error}")))?,
+        ),
     }?;
     unreadable_homes(&report)
 }

@@ -77,6 +77,9 @@ pub enum FailOn {
 pub enum StatusFormat {
     Table,
     Json,
+    /// The state gauges once, in Prometheus's text format (for cron and node_exporter's
+    /// textfile collector)
+    Prometheus,
 }
 
 #[derive(Debug, Subcommand)]

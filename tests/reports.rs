@@ -167,3 +167,96 @@ fn an_already_dead_credential_row_says_so() {
     assert_eq!(rows[0]["evidence"], "profiles/work/logs/errors.log:2");
     assert_eq!(rows[0]["result"], "already_dead");
 }
+
+/// `promtool check metrics` on `text`: Prometheus's own linter accepts it.
+fn promtool_accepts(text: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| {
+            panic!("promtool is needed for this test ({error}): apt-get install prometheus, or run ./scripts/test.sh")
+        });
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics refused:\n{}{}\n{text}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The value of the one sample `series` (name and labels as printed) in `text`.
+fn sample(text: &str, series: &str) -> f64 {
+    let values: Vec<f64> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .collect();
+    assert_eq!(values.len(), 1, "one sample {series} in:\n{text}");
+    values[0]
+}
+
+#[test]
+fn status_prometheus_gives_each_pool_entry_its_state() {
+    let text = report(
+        "profile",
+        "0.19.0",
+        &["--all-profiles", "status", "--format", "prometheus"],
+    );
+    promtool_accepts(&text);
+    let credentials = |profile: &str, state: &str| {
+        sample(
+            &text,
+            &format!(
+                "hermes_warden_credentials{{profile=\"{profile}\",provider=\"openai-codex\",state=\"{state}\"}}"
+            ),
+        )
+    };
+    // The root home's profile label is "": both ok; in `work`, alice is dead.
+    assert_eq!(credentials("", "ok"), 2.0);
+    assert_eq!(credentials("", "dead"), 0.0);
+    assert_eq!(credentials("work", "ok"), 1.0);
+    assert_eq!(credentials("work", "dead"), 1.0);
+    assert_eq!(credentials("work", "unknown"), 0.0);
+    let state = |profile: &str, id: &str, state: &str| {
+        sample(
+            &text,
+            &format!(
+                "hermes_warden_credential_state{{credential_id=\"{id}\",profile=\"{profile}\",provider=\"openai-codex\",state=\"{state}\"}}"
+            ),
+        )
+    };
+    assert_eq!(state("work", "a11ce0", "dead"), 1.0);
+    assert_eq!(state("work", "a11ce0", "ok"), 0.0);
+    assert_eq!(state("", "a11ce0", "ok"), 1.0);
+    // Labels say which credential by id only: no e-mail, no label.
+    assert!(!text.contains('@'), "{text}");
+}
+
+#[test]
+fn status_prometheus_counts_a_cooldown_down() {
+    let text = report(
+        "codex-revoked-0.15",
+        "0.15.0",
+        &["status", "--format", "prometheus"],
+    );
+    promtool_accepts(&text);
+    let series = |id: &str| {
+        format!(
+            "hermes_warden_credential_cooldown_seconds{{credential_id=\"{id}\",profile=\"\",provider=\"openai-codex\"}}"
+        )
+    };
+    // alice's 401 at 20:26:41 cools down for 300 s: at 20:28:00, 222 s are left.
+    let alice = sample(&text, &series("a11ce0"));
+    assert_eq!(alice, 222.0);
+    assert_eq!(sample(&text, &series("b0b000")), 0.0);
+}

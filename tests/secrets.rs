@@ -553,6 +553,7 @@ fn run_everything() -> Leaks {
         &["scan", "--format", "markdown"],
         &["status"],
         &["status", "--format", "json"],
+        &["status", "--format", "prometheus"],
     ] {
         run.warden(&home, args);
     }
