@@ -19,7 +19,8 @@ use crate::hermes::version::{self, HermesVersion, VersionSource};
 use crate::observe::audit::{AuditLog, Reach};
 use crate::observe::events::{StateFile, WardenEvent};
 use crate::observe::log::log;
-use crate::observe::{metrics, report};
+use crate::observe::metrics::{CredentialState, Metrics};
+use crate::observe::report;
 use crate::pass::{self, Analysis, Settings, snapshot_in};
 use crate::read::scanner::{Hit, LogScanner, ScanStats};
 use crate::remediate::remedy::{Policy, Remedy};
@@ -112,9 +113,11 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             listen: _,
             poll_interval,
             wait_for_home: _,
+            textfile,
         } => {
             let options = |config: &WardenConfig| WatchOptions {
                 dry_run,
+                textfile: textfile.clone(),
                 poll_interval: Duration::from_secs_f64(
                     poll_interval.unwrap_or(config.poll_interval_seconds),
                 ),
@@ -484,8 +487,11 @@ fn status(settings: &Settings, format: StatusFormat) -> Result<(), Failure> {
         StatusFormat::Table => print(&report::to_table(&report, report::View::Pools)),
         StatusFormat::Json => emit(|out| report::write_json(&report, out)),
         StatusFormat::Prometheus => print(
-            &metrics::state_gauges(&report)
-                .and_then(|registry| metrics::to_text(&registry))
+            &Metrics::states()
+                .and_then(|metrics| {
+                    metrics.set_states(&CredentialState::of_report(&report));
+                    metrics.text()
+                })
                 .map_err(|error| Failure::runtime(anyhow::anyhow!("metrics: {error}")))?,
         ),
     }?;

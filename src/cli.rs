@@ -98,6 +98,10 @@ pub enum Command {
         /// Wait for a Hermes home that does not exist yet instead of failing
         #[arg(long)]
         wait_for_home: bool,
+        /// Also write the metrics to this file, atomically, for node_exporter's textfile
+        /// collector (where no port may be opened)
+        #[arg(long, value_name = "PATH")]
+        textfile: Option<std::path::PathBuf>,
     },
     /// One pass over the current and rotated logs and auth.json: what happened, what would be done
     Scan {

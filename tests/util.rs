@@ -220,3 +220,40 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `promtool check metrics` on `text`: Prometheus's own linter accepts it.
+pub fn promtool_accepts(text: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| {
+            panic!("promtool is needed for this test ({error}): apt-get install prometheus, or run ./scripts/test.sh")
+        });
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics refused:\n{}{}\n{text}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The value of the one sample `series` (name and labels as printed) in `text`.
+pub fn sample(text: &str, series: &str) -> f64 {
+    let values: Vec<f64> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .collect();
+    assert_eq!(values.len(), 1, "one sample {series} in:\n{text}");
+    values[0]
+}

@@ -630,3 +630,81 @@ fn an_audit_log_that_cannot_be_written_waits_and_nothing_is_lost() {
         "the checkpoint moved on after"
     );
 }
+
+#[test]
+fn the_textfile_holds_the_metrics_and_promtool_accepts_it() {
+    use crate::util::{copy_dir, promtool_accepts, sample};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("hermes");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/codex-revoked-0.15"),
+        &home,
+    );
+    let collector = dir.path().join("textfile_collector");
+    std::fs::create_dir(&collector).unwrap();
+    let textfile = collector.join("hermes-warden.prom");
+    let path = textfile.to_str().unwrap();
+    let mut daemon = Daemon::spawn(
+        &home,
+        &[
+            "--hermes-version",
+            "0.15.0",
+            "watch",
+            "--dry-run",
+            "--poll-interval",
+            "0.1",
+            "--textfile",
+            path,
+        ],
+    );
+    let read = |needle: &str| {
+        let text = std::fs::read_to_string(&textfile).unwrap_or_default();
+        match text.contains(needle) {
+            true => Ok(text),
+            false => Err(format!("{needle} in the textfile:\n{text}")),
+        }
+    };
+    let text = daemon.wait_until(|| read("hermes_warden_log_events_total"));
+    promtool_accepts(&text);
+    let terminal = "hermes_warden_log_events_total{profile=\"\",provider=\"openai-codex\",rule=\"summary-failed-terminal-auth\"}";
+    assert_eq!(sample(&text, terminal), 3.0);
+    assert_eq!(
+        sample(
+            &text,
+            "hermes_warden_compaction_failures_total{profile=\"\"}"
+        ),
+        3.0
+    );
+    assert_eq!(
+        sample(&text, "hermes_warden_build_info{version=\"0.1.0\"}"),
+        1.0
+    );
+    // Months after the fixture's failures, Hermes 0.15 sees both entries as usable.
+    let credentials = |state: &str| {
+        sample(
+            &text,
+            &format!(
+                "hermes_warden_credentials{{profile=\"\",provider=\"openai-codex\",state=\"{state}\"}}"
+            ),
+        )
+    };
+    assert_eq!((credentials("ok"), credentials("exhausted")), (2.0, 0.0));
+    assert!(
+        sample(
+            &text,
+            "hermes_warden_log_lines_total{file=\"logs/errors.log\"}"
+        ) >= 3.0
+    );
+    // For node_exporter, which runs as another user.
+    let mode = std::fs::metadata(&textfile).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o644);
+    // A new failure is counted.
+    append(&home.join("logs/errors.log"), &failure_line(1));
+    let counted =
+        "hermes_warden_log_events_total{profile=\"\",provider=\"\",rule=\"compaction-failed\"} 1";
+    let text = daemon.wait_until(|| read(counted));
+    promtool_accepts(&text);
+    assert_eq!(daemon.stop().0, Some(0));
+    assert!(!text.contains('@'), "no e-mail in a label:\n{text}");
+}

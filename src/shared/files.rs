@@ -240,12 +240,24 @@ pub fn ensure_dir(dir: &Path) -> io::Result<()> {
 /// reader sees the old or the new content, never a mix: a temporary file in the same directory,
 /// fsynced, renamed over `path`, then the directory fsynced.
 pub fn write_atomically(path: &Path, bytes: &[u8], owner: Option<(u32, u32)>) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| io::Error::other("no parent directory"))?;
+    replace(path, bytes, owner, 0o600)
+}
+
+/// [`write_atomically`] for a file other users read (mode 0644): the metrics for
+/// node_exporter's textfile collector, which hold no secret.
+pub fn publish_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace(path, bytes, None, 0o644)
+}
+
+fn replace(path: &Path, bytes: &[u8], owner: Option<(u32, u32)>, mode: u32) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if dir.as_os_str().is_empty() => Path::new("."),
+        Some(dir) => dir,
+        None => return Err(io::Error::other("no parent directory")),
+    };
     let mut temp = tempfile::Builder::new()
         .prefix(".tmp-")
-        .permissions(fs::Permissions::from_mode(0o600))
+        .permissions(fs::Permissions::from_mode(mode))
         .tempfile_in(dir)?;
     temp.write_all(bytes)?;
     if let Some((uid, gid)) = owner {

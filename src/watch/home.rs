@@ -26,6 +26,7 @@ use crate::follow::tailer::{TailNote, TailedLine, Tailer};
 use crate::hermes::home::{LogFile, Target};
 use crate::observe::audit::{AuditLog, Source};
 use crate::observe::events::{Finding, StateFile, WardenEvent};
+use crate::observe::metrics::CredentialState;
 use crate::pass::Settings;
 use crate::pool::attribute::attribute;
 use crate::pool::decide::{ActionResult, PlannedAction, decide};
@@ -35,6 +36,7 @@ use crate::read::scanner::{LogScanner, RecordHeader};
 use crate::remediate::ledger::Ledger;
 use crate::remediate::remedy::{Outcome, Remedy};
 use crate::rules::Action;
+use crate::shared::secrets::scrub;
 use crate::watch::{Retry, WatchOptions};
 
 /// How far back events are kept to pair and correlate new ones with.
@@ -345,6 +347,29 @@ impl WatchedHome {
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// Every pool entry's state as the installed Hermes sees it at `now`, from the last
+    /// readable auth.json, for the metrics.
+    pub fn credential_states(&self, settings: &Settings) -> Vec<CredentialState> {
+        let semantics = settings.semantics();
+        let now = settings.now_seconds();
+        self.snapshot
+            .pools
+            .iter()
+            .flat_map(|pool| {
+                pool.entries.iter().map(move |entry| {
+                    let availability = semantics.availability(entry, now);
+                    CredentialState {
+                        profile: self.target.profile.clone(),
+                        provider: scrub(&pool.provider).into_owned(),
+                        id: scrub(&entry.id).into_owned(),
+                        state: availability.state,
+                        available_in_seconds: availability.available_in_seconds,
+                    }
+                })
+            })
+            .collect()
     }
 
     /// Whether the last step left lines unread (a backlog): step again without waiting.

@@ -1,6 +1,7 @@
 //! The daemon: follow every watched home's logs, run each new record through the same pipeline
 //! as a pass, carry the decisions out, and hand every internal event to the sinks (the daemon's
-//! log and the audit log), then remember how far it read.
+//! log, the metrics and the audit log), then remember how far it read and, with `--textfile`,
+//! write the metrics.
 //!
 //! It wakes on file-system events (a `notify` watch on each logs directory, never on the files,
 //! which rotation replaces) and on a timer, the safety net where no events arrive or a
@@ -25,6 +26,7 @@ use crate::hermes::home as hermes_home;
 use crate::observe::audit::{AuditLog, AuditRecord, Reach};
 use crate::observe::events::{StateFile, StateFileTrouble, WardenEvent, state_dir};
 use crate::observe::log::DaemonLog;
+use crate::observe::metrics::Metrics;
 use crate::pass::Settings;
 use crate::remediate::remedy::Remedy;
 use crate::shared::files;
@@ -34,6 +36,8 @@ use home::WatchedHome;
 #[derive(Debug, Clone)]
 pub struct WatchOptions {
     pub dry_run: bool,
+    /// Where to write the metrics for node_exporter's textfile collector.
+    pub textfile: Option<PathBuf>,
     pub poll_interval: Duration,
     pub drain_grace: Duration,
     /// Pick up profiles created while running.
@@ -50,12 +54,13 @@ enum Wake {
     Gone,
 }
 
-/// Where every internal event goes: the daemon's log, then the audit log. When the audit log
+/// Where every internal event goes: the daemon's log, the metrics, then the audit log. When the audit log
 /// cannot be written (a read-only or full disk), its records wait in memory, in order, and are
 /// tried again after a growing pause; meanwhile the checkpoint does not move, so a restart reads
 /// the lines again rather than lose their findings.
 struct Sinks {
     log: DaemonLog,
+    metrics: Metrics,
     audit: AuditLog,
     unwritten: Vec<AuditRecord>,
     writes: Retry,
@@ -66,17 +71,21 @@ struct Sinks {
 const UNWRITTEN_MAX: usize = 100_000;
 
 impl Sinks {
-    fn new(audit: AuditLog) -> Sinks {
-        Sinks {
+    fn new(audit: AuditLog) -> anyhow::Result<Sinks> {
+        Ok(Sinks {
             log: DaemonLog::default(),
+            metrics: Metrics::daemon().context("cannot set up the metrics")?,
             audit,
             unwritten: Vec::new(),
             writes: Retry::default(),
-        }
+        })
     }
 
     fn emit(&mut self, events: &[WardenEvent], now: Timestamp) {
-        events.iter().for_each(|event| self.log.record(event));
+        for event in events {
+            self.log.record(event);
+            self.metrics.record(event);
+        }
         self.unwritten.extend(
             events
                 .iter()
@@ -98,6 +107,7 @@ impl Sinks {
         }
         if let Some(event) = self.writes.outcome(StateFile::Audit, result) {
             self.log.record(&event);
+            self.metrics.record(&event);
             self.unwritten
                 .extend(AuditRecord::of(&event, Timestamp::now()));
         }
@@ -185,6 +195,9 @@ struct Daemon {
     /// start, which says the daemon is up).
     saved: Option<Checkpoints>,
     checkpoint_writes: Retry,
+    /// What the metrics textfile holds, and whether its last write failed.
+    textfile: Option<String>,
+    textfile_failing: bool,
     homes: Vec<WatchedHome>,
     watches: Watches,
 }
@@ -206,7 +219,7 @@ impl Daemon {
         if let Err(error) = remedy.journal_gaps(&audit, &mut startup) {
             tracing::warn!("the journal's gaps not checked: {error:#}");
         }
-        let mut sinks = Sinks::new(audit);
+        let mut sinks = Sinks::new(audit)?;
         sinks.emit(&startup, settings.now);
         Ok(Daemon {
             remedy,
@@ -218,6 +231,8 @@ impl Daemon {
             checkpoint_path,
             saved: None,
             checkpoint_writes: Retry::default(),
+            textfile: None,
+            textfile_failing: false,
             homes: Vec::new(),
             watches: Watches::default(),
         })
@@ -271,8 +286,46 @@ impl Daemon {
                 self.sinks.emit(&[event], self.settings.now);
             }
         }
+        self.write_textfile();
         // While the audit log cannot take findings, no more are read than wait for it.
         Ok(backlog && self.sinks.unwritten.is_empty())
+    }
+
+    /// `--textfile`: the metrics, with every pool entry's state now, written atomically when
+    /// they changed; a failure is said once, when the writes start failing.
+    fn write_textfile(&mut self) {
+        let Some(path) = &self.options.textfile else {
+            return;
+        };
+        let states: Vec<_> = self
+            .homes
+            .iter()
+            .flat_map(|home| home.credential_states(&self.settings))
+            .collect();
+        self.sinks.metrics.set_states(&states);
+        let text = match self.sinks.metrics.text() {
+            Ok(text) => text,
+            Err(error) => {
+                tracing::warn!("metrics: {error}");
+                return;
+            }
+        };
+        if self.textfile.as_ref() == Some(&text) {
+            return;
+        }
+        match files::publish_atomically(path, text.as_bytes()) {
+            Ok(()) => {
+                if std::mem::take(&mut self.textfile_failing) {
+                    tracing::info!(file = %path.display(), "metrics textfile written again");
+                }
+                self.textfile = Some(text);
+            }
+            Err(error) => {
+                if !std::mem::replace(&mut self.textfile_failing, true) {
+                    tracing::warn!("{}: cannot write the metrics: {error}", path.display());
+                }
+            }
+        }
     }
 
     /// SIGHUP: everything from the files again, or the old settings kept when refused.
