@@ -490,6 +490,7 @@ fn status(settings: &Settings, format: StatusFormat) -> Result<(), Failure> {
             &Metrics::states()
                 .and_then(|metrics| {
                     metrics.set_states(&CredentialState::of_report(&report));
+                    metrics.set_compaction(&report.compaction);
                     metrics.text()
                 })
                 .map_err(|error| Failure::runtime(anyhow::anyhow!("metrics: {error}")))?,

@@ -201,6 +201,13 @@ fn status_prometheus_gives_each_pool_entry_its_state() {
     assert_eq!(state("work", "a11ce0", "dead"), 1.0);
     assert_eq!(state("work", "a11ce0", "ok"), 0.0);
     assert_eq!(state("", "a11ce0", "ok"), 1.0);
+    // Each home's compression provider keeps a usable credential.
+    for profile in ["", "work"] {
+        let at_risk = format!(
+            "hermes_warden_compaction_at_risk{{profile=\"{profile}\",provider=\"openai-codex\"}}"
+        );
+        assert_eq!(sample(&text, &at_risk), 0.0);
+    }
     // Labels say which credential by id only: no e-mail, no label.
     assert!(!text.contains('@'), "{text}");
 }
@@ -222,4 +229,37 @@ fn status_prometheus_counts_a_cooldown_down() {
     let alice = sample(&text, &series("a11ce0"));
     assert_eq!(alice, 222.0);
     assert_eq!(sample(&text, &series("b0b000")), 0.0);
+}
+
+#[test]
+fn status_prometheus_says_compaction_is_at_risk() {
+    // The one credential compaction depends on is dead (Hermes 0.19 knows dead).
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("auth.json"),
+        r#"{"version": 1, "credential_pool": {"openai-codex": [{"id": "a11ce0", "label": "alice@example.com",
+        "source": "manual", "access_token": "fake-token", "last_status": "dead", "last_status_at": 1780000001.0,
+        "last_error_code": 401, "last_error_reason": "token_invalidated"}]}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        home.path().join("config.yaml"),
+        "model:\n  provider: openai-codex\n",
+    )
+    .unwrap();
+    let text = stdout_of(warden_in(home.path()).args([
+        "--hermes-version",
+        "0.19.0",
+        "status",
+        "--format",
+        "prometheus",
+    ]));
+    promtool_accepts(&text);
+    let at_risk = "hermes_warden_compaction_at_risk{profile=\"\",provider=\"openai-codex\"}";
+    assert_eq!(sample(&text, at_risk), 1.0);
+    // A dead entry has no cooldown that ends.
+    assert!(
+        !text.contains("hermes_warden_credential_cooldown_seconds{"),
+        "{text}"
+    );
 }

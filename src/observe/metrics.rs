@@ -4,7 +4,8 @@
 //! Only this module knows the `prometheus` crate. Two parts:
 //! - the state gauges: each pool entry's state as the installed Hermes sees it, set again from
 //!   auth.json whenever it is read and on every step (so cooldowns count down); a credential
-//!   that left the pool has no series. `status --format prometheus` prints them once;
+//!   that left the pool has no series; and `compaction_at_risk` of each home's compression
+//!   provider. `status --format prometheus` prints them once;
 //! - the counters, fed from the typed internal events ([`Metrics::record`] is the one place
 //!   that turns an event into a count, beside the audit log and the daemon's log), which
 //!   `watch --textfile` writes with the gauges.
@@ -18,6 +19,7 @@ use prometheus::{Encoder, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
 use crate::hermes::semantics::State;
 use crate::observe::events::{ChangeKind, WardenEvent};
 use crate::observe::report::Report;
+use crate::pool::compaction::CompactionRisk;
 use crate::rules::FindingKind;
 use crate::shared::secrets::scrub;
 
@@ -58,6 +60,7 @@ pub struct Metrics {
     credentials: GaugeVec,
     credential_state: GaugeVec,
     cooldown: GaugeVec,
+    compaction_at_risk: GaugeVec,
     counters: Option<Counters>,
 }
 
@@ -111,6 +114,11 @@ impl Metrics {
                 "credential_cooldown_seconds",
                 "Seconds until an exhausted entry is usable again (0 when usable now)",
                 &["profile", "provider", "credential_id"],
+            )?,
+            compaction_at_risk: gauge(
+                "compaction_at_risk",
+                "1 when the compression provider has no usable credential",
+                &["profile", "provider"],
             )?,
             counters: None,
             registry,
@@ -201,6 +209,16 @@ impl Metrics {
                     .with_label_values(&[profile, &entry.provider, &entry.id])
                     .set(entry.available_in_seconds.unwrap_or(0.0).ceil());
             }
+        }
+    }
+
+    /// Sets `compaction_at_risk` for each home's compression provider.
+    pub fn set_compaction(&self, risks: &[CompactionRisk]) {
+        self.compaction_at_risk.reset();
+        for risk in risks {
+            self.compaction_at_risk
+                .with_label_values(&[risk.profile.as_deref().unwrap_or(""), &risk.provider])
+                .set(f64::from(u8::from(risk.at_risk)));
         }
     }
 
