@@ -62,11 +62,20 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         1 => tracing::Level::INFO,
         _ => tracing::Level::DEBUG,
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(level)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
+    // The daemon's start line is shown at the default verbosity too: it says where to look.
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_default(level)
+        .with_target(watch::START_TARGET, level.max(tracing::Level::INFO));
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_target(false),
+        )
+        .with(filter)
         .init();
     let root = home::root(cli.global.hermes_home.as_deref()).map_err(Failure::usage)?;
     match &cli.command {

@@ -708,3 +708,37 @@ fn the_textfile_holds_the_metrics_and_promtool_accepts_it() {
     assert_eq!(daemon.stop().0, Some(0));
     assert!(!text.contains('@'), "no e-mail in a label:\n{text}");
 }
+
+#[test]
+fn at_start_one_line_says_what_is_watched_and_where_to_look() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("hermes");
+    crate::util::copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/codex-revoked-0.15"),
+        &home,
+    );
+    let mut daemon = Daemon::start(&home, &[]);
+    daemon.wait_for_step();
+    let (code, stderr) = daemon.stop();
+    assert_eq!(code, Some(0));
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("hermes-warden 0.1.0 watching"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "one start line at the default verbosity:\n{stderr}"
+    );
+    for said in [
+        &format!("watching {} (root)", home.display()),
+        "pools 1, credentials 2",
+        "Hermes 0.19.0 (configured by --hermes-version)",
+        "a dead mark is last_status dead",
+        "dry run: auth.json is never written",
+        "metrics: give --textfile PATH",
+        &format!("findings in {}", home.join("warden/audit.jsonl").display()),
+    ] {
+        assert!(lines[0].contains(said), "{said:?} in {}", lines[0]);
+    }
+}

@@ -372,6 +372,15 @@ impl WatchedHome {
             .collect()
     }
 
+    /// How many pools and pool entries the last readable auth.json holds.
+    pub fn pool_counts(&self) -> (usize, usize) {
+        let pools = &self.snapshot.pools;
+        (
+            pools.len(),
+            pools.iter().map(|pool| pool.entries.len()).sum(),
+        )
+    }
+
     /// Whether the last step left lines unread (a backlog): step again without waiting.
     pub fn backlog(&self) -> bool {
         self.backlog

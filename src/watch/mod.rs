@@ -158,8 +158,13 @@ pub fn run(settings: Settings, options: WatchOptions, reload: &Reload) -> anyhow
     let (wakes, mut watcher) = Wakes::start()?;
     tracing::info!(home = %daemon.root.display(), dry_run = daemon.options.dry_run, "watching");
     let mut stop = false;
+    let mut started = false;
     loop {
         let backlog = daemon.step(&mut watcher)?;
+        if !std::mem::replace(&mut started, true) {
+            // After the first step, which read every auth.json.
+            tracing::info!(target: START_TARGET, "{}", daemon.start_line());
+        }
         daemon.sinks.log.summarise(stop);
         if stop {
             wakes.close();
@@ -181,6 +186,9 @@ pub fn run(settings: Settings, options: WatchOptions, reload: &Reload) -> anyhow
         }
     }
 }
+
+/// The target of the start line, which the default verbosity shows (see `app::run`).
+pub const START_TARGET: &str = "hermes_warden::start";
 
 /// The daemon's state between steps.
 struct Daemon {
@@ -326,6 +334,56 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    /// What the daemon watches and where to look, in one line: its version, the homes, their
+    /// pools and credentials, the Hermes version it assumed and why, the form of a mark, dry
+    /// run or not, and where the metrics and the audit log are.
+    fn start_line(&self) -> String {
+        use crate::hermes::semantics::DeadForm;
+        let settings = &self.settings;
+        let homes: Vec<&str> = self
+            .homes
+            .iter()
+            .map(|home| home.target.profile.as_deref().unwrap_or("root"))
+            .collect();
+        let (pools, credentials) = self
+            .homes
+            .iter()
+            .map(WatchedHome::pool_counts)
+            .fold((0, 0), |(p, c), (pools, entries)| (p + pools, c + entries));
+        let source = &settings.hermes_version_source;
+        let how = match source.how() {
+            crate::hermes::version::VersionHow::Detected => "detected from",
+            _ => "configured by",
+        };
+        let version = match settings.hermes_version {
+            Some(version) => format!("Hermes {version} ({how} {})", source.from()),
+            None => format!(
+                "Hermes version unknown ({})",
+                source.unknown_because().unwrap_or_default()
+            ),
+        };
+        let form = match settings.policy.form {
+            DeadForm::Dead => "a dead mark is last_status dead",
+            DeadForm::Exhausted => "a dead mark is exhausted until 2100-01-01",
+        };
+        let mode = match self.options.dry_run {
+            true => "dry run: auth.json is never written",
+            false => "marks revoked credentials dead in auth.json",
+        };
+        let metrics = match &self.options.textfile {
+            Some(path) => format!("metrics in {}", path.display()),
+            None => "metrics: give --textfile PATH".to_owned(),
+        };
+        format!(
+            "hermes-warden {} watching {} ({}): pools {pools}, credentials {credentials}; \
+             {version}; {form}; {mode}; {metrics}; findings in {}",
+            env!("CARGO_PKG_VERSION"),
+            self.root.display(),
+            homes.join(", "),
+            StateFile::Audit.path(&self.root).display()
+        )
     }
 
     /// SIGHUP: everything from the files again, or the old settings kept when refused.
