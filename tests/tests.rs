@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod cli;
+mod dashboards;
 mod hermes_matrix;
 mod parser_fuzz;
 mod real_hermes;
