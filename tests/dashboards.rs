@@ -69,6 +69,7 @@ fn every_alert_has_a_severity_a_summary_and_a_runbook_in_the_readme() {
         "HermesWardenProviderUnusable",
         "HermesWardenUnattributedAuthFailures",
         "HermesWardenRevertLoop",
+        "HermesWardenLogStalled",
         "HermesWardenDown",
         "HermesWardenAbsent",
     ] {

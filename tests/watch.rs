@@ -696,6 +696,14 @@ fn the_textfile_holds_the_metrics_and_promtool_accepts_it() {
             "hermes_warden_log_lines_total{file=\"logs/errors.log\"}"
         ) >= 3.0
     );
+    // Read to the end: nothing left behind.
+    assert_eq!(
+        sample(
+            &text,
+            "hermes_warden_log_lag_bytes{file=\"logs/errors.log\"}"
+        ),
+        0.0
+    );
     // For node_exporter, which runs as another user.
     let mode = std::fs::metadata(&textfile).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o644);

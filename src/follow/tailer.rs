@@ -424,6 +424,19 @@ impl Tailer {
         self.budget = max_bytes.max(1);
     }
 
+    /// How many bytes the files being read hold beyond what was delivered (the live file and
+    /// the renamed ones still drained), as of now; 0 before the first poll.
+    pub fn lag_bytes(&self) -> u64 {
+        self.current
+            .iter()
+            .chain(&self.draining)
+            .map(|reader| {
+                let length = reader.file.metadata().map_or(0, |m| m.len());
+                length.saturating_sub(reader.delivered)
+            })
+            .sum()
+    }
+
     /// Where every file stands, for a checkpoint (before the first poll: the one it started from).
     /// Exact after any poll, one that stopped early included.
     pub fn positions(&self) -> Vec<FilePosition> {

@@ -62,6 +62,8 @@ pub struct Metrics {
     cooldown: GaugeVec,
     compaction_at_risk: GaugeVec,
     counters: Option<Counters>,
+    /// `log_lag_bytes{file}` (the daemon's only).
+    log_lag: Option<GaugeVec>,
 }
 
 /// The daemon's counters.
@@ -121,6 +123,7 @@ impl Metrics {
                 &["profile", "provider"],
             )?,
             counters: None,
+            log_lag: None,
             registry,
         })
     }
@@ -173,6 +176,16 @@ impl Metrics {
                 &["file"],
             )?,
         });
+        metrics.log_lag = Some(registered(
+            registry,
+            GaugeVec::new(
+                opts(
+                    "log_lag_bytes",
+                    "Bytes of a log not read yet (file size minus read position)",
+                ),
+                &["file"],
+            ),
+        )?);
         let build_info = registered(
             registry,
             GaugeVec::new(
@@ -208,6 +221,16 @@ impl Metrics {
                 self.cooldown
                     .with_label_values(&[profile, &entry.provider, &entry.id])
                     .set(entry.available_in_seconds.unwrap_or(0.0).ceil());
+            }
+        }
+    }
+
+    /// Sets `log_lag_bytes` for each log (by its key, `logs/errors.log`).
+    pub fn set_log_lags<'a>(&self, lags: impl IntoIterator<Item = (&'a str, u64)>) {
+        if let Some(gauge) = &self.log_lag {
+            gauge.reset();
+            for (file, lag) in lags {
+                gauge.with_label_values(&[file]).set(lag as f64);
             }
         }
     }

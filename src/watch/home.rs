@@ -372,6 +372,14 @@ impl WatchedHome {
             .collect()
     }
 
+    /// Each log's key and how far behind its end the reading is, in bytes.
+    pub fn log_lags(&self) -> Vec<(&str, u64)> {
+        self.logs
+            .iter()
+            .map(|log| (log.key.as_str(), log.tailer.lag_bytes()))
+            .collect()
+    }
+
     /// How many pools and pool entries the last readable auth.json holds.
     pub fn pool_counts(&self) -> (usize, usize) {
         let pools = &self.snapshot.pools;

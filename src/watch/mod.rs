@@ -311,6 +311,9 @@ impl Daemon {
             .flat_map(|home| home.credential_states(&self.settings))
             .collect();
         self.sinks.metrics.set_states(&states);
+        self.sinks
+            .metrics
+            .set_log_lags(self.homes.iter().flat_map(WatchedHome::log_lags));
         let text = match self.sinks.metrics.text() {
             Ok(text) => text,
             Err(error) => {
