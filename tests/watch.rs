@@ -680,6 +680,10 @@ fn the_textfile_holds_the_metrics_and_promtool_accepts_it() {
         sample(&text, "hermes_warden_build_info{version=\"0.1.0\"}"),
         1.0
     );
+    // The daemon's own footprint, from /proc: a few MB, not zero.
+    let rss = sample(&text, "process_resident_memory_bytes");
+    assert!((1e6..100e6).contains(&rss), "{rss}");
+    assert!(sample(&text, "process_start_time_seconds") > 1.7e9);
     // Months after the fixture's failures, Hermes 0.15 sees both entries as usable.
     let credentials = |state: &str| {
         sample(

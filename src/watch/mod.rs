@@ -187,6 +187,9 @@ pub fn run(settings: Settings, options: WatchOptions, reload: &Reload) -> anyhow
     }
 }
 
+/// How often the metrics textfile is written when only the `process_*` metrics changed.
+const PROCESS_METRICS_EVERY: Duration = Duration::from_secs(60);
+
 /// The target of the start line, which the default verbosity shows (see `app::run`).
 pub const START_TARGET: &str = "hermes_warden::start";
 
@@ -203,8 +206,10 @@ struct Daemon {
     /// start, which says the daemon is up).
     saved: Option<Checkpoints>,
     checkpoint_writes: Retry,
-    /// What the metrics textfile holds, and whether its last write failed.
+    /// What the metrics textfile holds beside the `process_*` metrics, when it was written,
+    /// and whether its last write failed.
     textfile: Option<String>,
+    textfile_at: Option<std::time::Instant>,
     textfile_failing: bool,
     homes: Vec<WatchedHome>,
     watches: Watches,
@@ -240,6 +245,7 @@ impl Daemon {
             saved: None,
             checkpoint_writes: Retry::default(),
             textfile: None,
+            textfile_at: None,
             textfile_failing: false,
             homes: Vec::new(),
             watches: Watches::default(),
@@ -300,7 +306,9 @@ impl Daemon {
     }
 
     /// `--textfile`: the metrics, with every pool entry's state now, written atomically when
-    /// they changed; a failure is said once, when the writes start failing.
+    /// they changed, and at least every [`PROCESS_METRICS_EVERY`] for the `process_*` ones
+    /// (which change on every step, so an idle daemon does not rewrite the file each second);
+    /// a failure is said once, when the writes start failing.
     fn write_textfile(&mut self) {
         let Some(path) = &self.options.textfile else {
             return;
@@ -321,7 +329,14 @@ impl Daemon {
                 return;
             }
         };
-        if self.textfile.as_ref() == Some(&text) {
+        let significant: String = text
+            .lines()
+            .filter(|line| !line.contains("process_"))
+            .collect();
+        let fresh = self
+            .textfile_at
+            .is_some_and(|at| at.elapsed() < PROCESS_METRICS_EVERY);
+        if self.textfile.as_ref() == Some(&significant) && fresh {
             return;
         }
         match files::publish_atomically(path, text.as_bytes()) {
@@ -329,7 +344,8 @@ impl Daemon {
                 if std::mem::take(&mut self.textfile_failing) {
                     tracing::info!(file = %path.display(), "metrics textfile written again");
                 }
-                self.textfile = Some(text);
+                self.textfile = Some(significant);
+                self.textfile_at = Some(std::time::Instant::now());
             }
             Err(error) => {
                 if !std::mem::replace(&mut self.textfile_failing, true) {
