@@ -60,6 +60,20 @@ impl DeadForm {
         }
     }
 
+    /// How the mark is written, in words: "dead marks are written as ...", for the reports and
+    /// the daemon's start line.
+    pub fn describe(self) -> String {
+        match self {
+            DeadForm::Dead => "dead marks are written as `last_status: dead`".to_owned(),
+            DeadForm::Exhausted => format!(
+                "dead marks are written as `exhausted` until {}, which every version honours",
+                jiff::Timestamp::from_second(FOREVER_RESET_AT as i64)
+                    .expect("2100-01-01 is a time")
+                    .strftime("%Y-%m-%d")
+            ),
+        }
+    }
+
     /// The `last_status` and `last_error_reset_at` the mark writes.
     pub fn fields(self) -> (LastStatus, Option<f64>) {
         match self {

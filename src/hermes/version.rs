@@ -141,6 +141,16 @@ impl VersionHow {
             VersionHow::Unknown => "unknown",
         }
     }
+
+    /// The words before [`VersionSource::from`]: `configured by --hermes-version`, `detected
+    /// from /usr/bin/hermes --version`; `None` when unknown.
+    pub fn phrase(self) -> Option<&'static str> {
+        match self {
+            VersionHow::Configured => Some("configured by"),
+            VersionHow::Detected => Some("detected from"),
+            VersionHow::Unknown => None,
+        }
+    }
 }
 
 impl VersionSource {

@@ -19,7 +19,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
-use crate::hermes::semantics::{DeadForm, FOREVER_RESET_AT, State};
+use crate::hermes::semantics::State;
 use crate::hermes::version::VersionHow;
 use crate::pass::{Analysis, Settings, Unreadable};
 use crate::pool::attribute::{Attribution, AttributionKind, CredentialRef};
@@ -292,15 +292,7 @@ pub fn build(settings: &Settings, analysis: &Analysis) -> Report {
 
 fn version_source_row(settings: &Settings) -> VersionSourceRow {
     let source = &settings.hermes_version_source;
-    let form = match settings.policy.form {
-        DeadForm::Dead => "dead marks are written as `last_status: dead`".to_owned(),
-        DeadForm::Exhausted => format!(
-            "dead marks are written as `exhausted` until {}, which every version honours",
-            Timestamp::from_second(FOREVER_RESET_AT as i64)
-                .expect("2100-01-01 is a time")
-                .strftime("%Y-%m-%d")
-        ),
-    };
+    let form = settings.policy.form.describe();
     VersionSourceRow {
         how: source.how(),
         from: source.from(),
@@ -899,14 +891,9 @@ fn summary_line(report: &Report) -> String {
 fn version_phrase(report: &Report) -> Option<String> {
     let source = &report.hermes_version_source;
     let version = report.hermes_version.as_deref()?;
-    let by = match source.how {
-        VersionHow::Configured => "by",
-        VersionHow::Detected => "from",
-        VersionHow::Unknown => return None,
-    };
     Some(format!(
-        "{version}, {} {by} {}",
-        source.how.as_str(),
+        "{version}, {} {}",
+        source.how.phrase()?,
         source.from
     ))
 }

@@ -128,15 +128,23 @@ impl Event {
     }
 
     /// The same for the two copies of one record (errors.log and agent.log), different for
-    /// different records, stable across restarts: profile, rule and the line's text.
+    /// different records, stable across restarts: the first 8 bytes of the SHA-256 of
+    /// profile, rule and the line's text.
+    pub fn record_key(&self) -> u64 {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(self.profile.as_deref().unwrap_or("").as_bytes());
+        hasher.update([0]);
+        hasher.update(self.rule.as_bytes());
+        hasher.update([0]);
+        hasher.update(self.text_hash.to_be_bytes());
+        let digest = hasher.finalize();
+        u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+    }
+
+    /// [`Self::record_key`] in 16 hex digits, as the audit log keeps it.
     pub fn record_id(&self) -> String {
-        let mut key = Vec::with_capacity(64);
-        key.extend_from_slice(self.profile.as_deref().unwrap_or("").as_bytes());
-        key.push(0);
-        key.extend_from_slice(self.rule.as_bytes());
-        key.push(0);
-        key.extend_from_slice(&self.text_hash.to_be_bytes());
-        crate::shared::secrets::short_hash(&key)
+        format!("{:016x}", self.record_key())
     }
 }
 
@@ -151,7 +159,7 @@ pub fn record_time(text: &str, zone: &TimeZone) -> Option<ZonedDateTime> {
 pub fn drop_copies(events: Vec<Event>) -> Vec<Event> {
     let mut originals: HashMap<_, usize> = HashMap::new();
     for event in events.iter().filter(|e| e.log == LogFile::Errors) {
-        *originals.entry(event.record_id()).or_default() += 1;
+        *originals.entry(event.record_key()).or_default() += 1;
     }
     events
         .into_iter()
@@ -159,7 +167,7 @@ pub fn drop_copies(events: Vec<Event>) -> Vec<Event> {
             if event.log != LogFile::Agent {
                 return true;
             }
-            match originals.get_mut(&event.record_id()) {
+            match originals.get_mut(&event.record_key()) {
                 Some(count) if *count > 0 => {
                     *count -= 1;
                     false

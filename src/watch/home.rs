@@ -122,10 +122,12 @@ impl WatchedHome {
             .recent_records()
             .iter()
             .filter_map(|(id, file, time)| {
-                Some((id, logs.iter().find(|log| log.key == *file)?, time))
+                // A record id that is not 16 hex digits (a hand edit) is no copy of anything.
+                let key = u64::from_str_radix(id, 16).ok()?;
+                Some((key, logs.iter().find(|log| log.key == *file)?, time))
             })
-            .fold(HashMap::new(), |mut copies, (id, log, time)| {
-                Unmatched::seen(&mut copies, copy_key(id), log.log, *time);
+            .fold(HashMap::new(), |mut copies, (key, log, time)| {
+                Unmatched::seen(&mut copies, key, log.log, *time);
                 copies
             });
         WatchedHome {
@@ -659,15 +661,5 @@ impl Unmatched {
 /// Whether `event` is the second copy of a record (errors.log and agent.log both hold it).
 fn is_copy(copies: &mut HashMap<u64, Unmatched>, event: &Event) -> bool {
     let at = event.epoch_seconds().unwrap_or(0.0);
-    Unmatched::seen(copies, copy_key(&event.record_id()), event.log, at)
-}
-
-/// A record id (16 hex digits) as the number it spells, to keep the remembered ones small.
-fn copy_key(record_id: &str) -> u64 {
-    u64::from_str_radix(record_id, 16).unwrap_or_else(|_| {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::hash::DefaultHasher::new();
-        record_id.hash(&mut hasher);
-        hasher.finish()
-    })
+    Unmatched::seen(copies, event.record_key(), event.log, at)
 }

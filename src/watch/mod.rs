@@ -329,9 +329,17 @@ impl Daemon {
                 return;
             }
         };
+        // Every line of the text format begins with its metric's name, or `# HELP NAME` or
+        // `# TYPE NAME`.
         let significant: String = text
             .lines()
-            .filter(|line| !line.contains("process_"))
+            .filter(|line| {
+                let name = line
+                    .strip_prefix("# HELP ")
+                    .or_else(|| line.strip_prefix("# TYPE "))
+                    .unwrap_or(line);
+                !name.starts_with("process_")
+            })
             .collect();
         let fresh = self
             .textfile_at
@@ -359,7 +367,6 @@ impl Daemon {
     /// pools and credentials, the Hermes version it assumed and why, the form of a mark, dry
     /// run or not, and where the metrics and the audit log are.
     fn start_line(&self) -> String {
-        use crate::hermes::semantics::DeadForm;
         let settings = &self.settings;
         let homes: Vec<&str> = self
             .homes
@@ -372,21 +379,14 @@ impl Daemon {
             .map(WatchedHome::pool_counts)
             .fold((0, 0), |(p, c), (pools, entries)| (p + pools, c + entries));
         let source = &settings.hermes_version_source;
-        let how = match source.how() {
-            crate::hermes::version::VersionHow::Detected => "detected from",
-            _ => "configured by",
-        };
-        let version = match settings.hermes_version {
-            Some(version) => format!("Hermes {version} ({how} {})", source.from()),
-            None => format!(
+        let version = match (settings.hermes_version, source.how().phrase()) {
+            (Some(version), Some(how)) => format!("Hermes {version} ({how} {})", source.from()),
+            _ => format!(
                 "Hermes version unknown ({})",
                 source.unknown_because().unwrap_or_default()
             ),
         };
-        let form = match settings.policy.form {
-            DeadForm::Dead => "a dead mark is last_status dead",
-            DeadForm::Exhausted => "a dead mark is exhausted until 2100-01-01",
-        };
+        let form = settings.policy.form.describe();
         let mode = match self.options.dry_run {
             true => "dry run: auth.json is never written",
             false => "marks revoked credentials dead in auth.json",
