@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::util::{HermesHome, copy_dir, hermes_venv, probe, read_json, stdout_of, warden_in};
+use crate::util::{
+    HermesHome, copy_dir, hermes_selections, hermes_venv, read_json, stdout_of, warden_in,
+};
 
 /// Now, 400 s on (past a 401's 300 s cooldown), 4000 s on (past a 429's hour), three years on.
 const OFFSETS: &str = "0,400,4000,100000000";
@@ -128,34 +130,7 @@ fn codex_entry(root: &Path, id: &str) -> Value {
 
 /// What Hermes's `select()` returned at each clock offset (round robin, 4 times each).
 fn selections(root: &Path, release: &Release, offsets: &str) -> Vec<(String, Vec<String>)> {
-    let result = probe(
-        root,
-        release.venv,
-        "select",
-        &[
-            "--provider",
-            "openai-codex",
-            "--times",
-            "4",
-            "--offsets",
-            offsets,
-        ],
-    );
-    assert_eq!(result["hermes_version"], release.venv, "{result}");
-    result["selections"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(offset, ids)| {
-            let ids = ids
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter_map(|id| id.as_str().map(str::to_owned))
-                .collect();
-            (offset.clone(), ids)
-        })
-        .collect()
+    hermes_selections(root, release.venv, 4, offsets)
 }
 
 /// The terminal failure events of a scan pinned to `id`, after checking that every terminal

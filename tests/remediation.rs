@@ -12,7 +12,9 @@ use hermes_warden::remediate::dead_mark::STATUS_FIELDS;
 use hermes_warden::shared::secrets::fingerprint_of;
 use serde_json::Value;
 
-use crate::util::{HermesHome, copy_dir, hermes_venv, pool_probe, probe, read_json, warden_in};
+use crate::util::{
+    HermesHome, copy_dir, hermes_selections, hermes_venv, pool_probe, probe, read_json, warden_in,
+};
 use crate::watch::{Daemon, audit};
 
 const ALICE_TOKEN: &str = "fake-codex-access-token-alice-0000000000";
@@ -65,30 +67,9 @@ fn is_dead(entry: &Value, version: &str) -> bool {
 
 /// Every id Hermes's `select()` returned, at each clock offset.
 fn selected_ids(root: &Path, version: &str) -> Vec<Vec<String>> {
-    let result = probe(
-        root,
-        version,
-        "select",
-        &[
-            "--provider",
-            "openai-codex",
-            "--times",
-            "6",
-            "--offsets",
-            OFFSETS,
-        ],
-    );
-    result["selections"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|ids| {
-            ids.as_array()
-                .unwrap()
-                .iter()
-                .filter_map(|id| id.as_str().map(str::to_owned))
-                .collect()
-        })
+    hermes_selections(root, version, 6, OFFSETS)
+        .into_iter()
+        .map(|(_, ids)| ids)
         .collect()
 }
 

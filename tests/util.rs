@@ -202,6 +202,43 @@ pub fn probe(home: &Path, version: &str, subcommand: &str, args: &[&str]) -> Val
     serde_json::from_slice(&output.stdout).expect("pool_probe.py prints JSON")
 }
 
+/// What Hermes's own `select()` returned, `times` times at each clock offset (`offsets`:
+/// seconds, comma-separated), as (offset, ids) in offset order; fails unless the probe ran
+/// Hermes `version`.
+pub fn hermes_selections(
+    home: &Path,
+    version: &str,
+    times: usize,
+    offsets: &str,
+) -> Vec<(String, Vec<String>)> {
+    let times = times.to_string();
+    let args = [
+        "--provider",
+        "openai-codex",
+        "--times",
+        &times,
+        "--offsets",
+        offsets,
+    ];
+    let result = probe(home, version, "select", &args);
+    assert_eq!(result["hermes_version"], version, "{result}");
+    let selections = result["selections"].as_object().unwrap();
+    let wanted: Vec<&str> = offsets.split(',').collect();
+    assert_eq!(selections.len(), wanted.len(), "{result}");
+    wanted
+        .into_iter()
+        .map(|offset| {
+            let ids = selections[offset]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|id| id.as_str().map(str::to_owned))
+                .collect();
+            (offset.to_owned(), ids)
+        })
+        .collect()
+}
+
 /// A JSON file, parsed (the test fails when it is not JSON).
 pub fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()

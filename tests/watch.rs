@@ -746,7 +746,7 @@ fn at_start_one_line_says_what_is_watched_and_where_to_look() {
         &format!("watching {} (root)", home.display()),
         "pools 1, credentials 2",
         "Hermes 0.19.0 (configured by --hermes-version)",
-        "a dead mark is last_status dead",
+        "dead marks are written as `last_status: dead`",
         "dry run: auth.json is never written",
         "metrics: give --textfile PATH",
         &format!("findings in {}", home.join("warden/audit.jsonl").display()),
